@@ -1,0 +1,277 @@
+"""Elementwise ops with NumPy broadcasting.
+
+When an input was broadcast in the forward pass (a (3, 1) bias added to a (3, 4) matrix), its
+gradient is the upstream gradient summed over the broadcast axes: ``unbroadcast`` does that.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..tensor import Function, Tensor
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` down to ``shape``: over leading axes NumPy added and over axes that were size 1."""
+    if grad.shape == shape:
+        return grad
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+def _operands(op: str, a, b):
+    """Make Tensors of both operands; a Python number takes the other operand's dtype."""
+    if isinstance(a, numbers.Number) and isinstance(b, Tensor):
+        a = Tensor(np.asarray(a, dtype=b.dtype))
+    if isinstance(b, numbers.Number) and isinstance(a, Tensor):
+        b = Tensor(np.asarray(b, dtype=a.dtype))
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    b = b if isinstance(b, Tensor) else Tensor(b)
+    if a.dtype != b.dtype:
+        raise ValueError(f"{op}: operands have different dtypes {a.dtype} and {b.dtype} "
+                         f"(shapes {a.shape} and {b.shape}); convert one with .float() or .double()")
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    return a, b
+
+
+class Add(Function):
+    """y = a + b;  dL/da = g,  dL/db = g  (each summed over its broadcast axes)"""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    """y = a - b;  dL/da = g,  dL/db = -g"""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    """y = a * b;  dL/da = g * b,  dL/db = g * a"""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+
+class Div(Function):
+    """y = a / b;  dL/da = g / b,  dL/db = -g * a / b^2"""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        return unbroadcast(g / self.b, self.a.shape), unbroadcast(-g * self.a / (self.b * self.b), self.b.shape)
+
+
+class Pow(Function):
+    """y = a ** b;  dL/da = g * b * a^(b-1),  dL/db = g * y * log(a)  (a > 0 where b needs a gradient)"""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.y = a ** b
+        return self.y
+
+    def backward(self, g):
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a.shape)
+        if self.needs_input_grad[1]:
+            grad_b = unbroadcast(g * self.y * np.log(self.a), self.b.shape)
+        return grad_a, grad_b
+
+
+def add(a, b) -> Tensor:
+    return Add.apply(*_operands("add", a, b))
+
+
+def sub(a, b) -> Tensor:
+    return Sub.apply(*_operands("sub", a, b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul.apply(*_operands("mul", a, b))
+
+
+def div(a, b) -> Tensor:
+    return Div.apply(*_operands("div", a, b))
+
+
+def pow(a, b) -> Tensor:
+    return Pow.apply(*_operands("pow", a, b))
+
+
+class Unary(Function):
+    """Base for y = f(x) with dL/dx = g * f'(x): subclasses give ``f`` and ``derivative``."""
+
+    def forward(self, x):
+        self.x = x
+        self.y = self.f(x)
+        return self.y
+
+    def backward(self, g):
+        return g * self.derivative(self.x, self.y)
+
+
+class Neg(Unary):
+    """y = -x;  dL/dx = -g"""
+    f = staticmethod(np.negative)
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Unary):
+    """y = exp(x);  dL/dx = g * y"""
+    f = staticmethod(np.exp)
+    derivative = staticmethod(lambda x, y: y)
+
+
+class Log(Unary):
+    """y = log(x);  dL/dx = g / x"""
+    f = staticmethod(np.log)
+
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Unary):
+    """y = sqrt(x);  dL/dx = g / (2 y)"""
+    f = staticmethod(np.sqrt)
+
+    def backward(self, g):
+        return g / (2 * self.y)
+
+
+class Abs(Unary):
+    """y = |x|;  dL/dx = g * sign(x)  (0 at x = 0, as PyTorch)"""
+    f = staticmethod(np.abs)
+    derivative = staticmethod(lambda x, y: np.sign(x))
+
+
+class ReLU(Unary):
+    """y = max(x, 0);  dL/dx = g * [x > 0]"""
+    f = staticmethod(lambda x: np.maximum(x, 0))
+    derivative = staticmethod(lambda x, y: x > 0)
+
+
+class Sigmoid(Unary):
+    """y = 1 / (1 + exp(-x));  dL/dx = g * y * (1 - y)"""
+
+    @staticmethod
+    def f(x):
+        # exp of a non-positive number only: no overflow for large |x|
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    derivative = staticmethod(lambda x, y: y * (1 - y))
+
+
+class Tanh(Unary):
+    """y = tanh(x);  dL/dx = g * (1 - y^2)"""
+    f = staticmethod(np.tanh)
+    derivative = staticmethod(lambda x, y: 1 - y * y)
+
+
+def neg(x) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x) -> Tensor:
+    return Abs.apply(x)
+
+
+def relu(x) -> Tensor:
+    return ReLU.apply(x)
+
+
+def sigmoid(x) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def tanh(x) -> Tensor:
+    return Tanh.apply(x)
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi);  dL/dx = g where lo <= x <= hi, else 0"""
+
+    def forward(self, x, lo, hi):
+        self.inside = np.ones(x.shape, dtype=bool)
+        if lo is not None:
+            self.inside &= x >= lo
+        if hi is not None:
+            self.inside &= x <= hi
+        return np.clip(x, lo, hi)
+
+    def backward(self, g):
+        return g * self.inside
+
+
+def clamp(x, min=None, max=None) -> Tensor:
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+class Where(Function):
+    """y = a where condition else b;  dL/da = g * condition,  dL/db = g * (1 - condition)"""
+
+    def forward(self, a, b, condition):
+        self.condition, self.shapes = condition, (a.shape, b.shape)
+        return np.where(condition, a, b)
+
+    def backward(self, g):
+        zero = np.zeros((), dtype=g.dtype)
+        return (unbroadcast(np.where(self.condition, g, zero), self.shapes[0]),
+                unbroadcast(np.where(self.condition, zero, g), self.shapes[1]))
+
+
+def where(condition, a, b) -> Tensor:
+    """Like ``torch.where(condition, a, b)``; condition is a boolean array or Tensor (no gradient)."""
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    a, b = _operands("where", a, b)
+    try:
+        np.broadcast_shapes(condition.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
+                         "cannot be broadcast together") from None
+    return Where.apply(a, b, condition=condition)
+
+
+def maximum(a, b) -> Tensor:
+    """y = max(a, b) elementwise; the gradient goes to a where a >= b (PyTorch splits ties; draw no ties)."""
+    a, b = _operands("maximum", a, b)
+    return Where.apply(a, b, condition=a.data >= b.data)

@@ -1,0 +1,95 @@
+"""Reductions over dimensions: sum, mean, max, var (``dim`` an int, a tuple or None = all)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Function, Tensor
+
+
+def normalize_dims(dim, ndim: int, op: str) -> tuple:
+    """``dim`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes."""
+    dims = range(ndim) if dim is None else (dim,) if isinstance(dim, int) else dim
+    out, size = [], ndim or 1  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
+    for d in dims:
+        if not -size <= d < size:
+            raise ValueError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions")
+        out.append(d % size)
+    return tuple(sorted(set(out)))
+
+
+def expand_reduced(g: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray:
+    """Put back the reduced axes of ``g`` as size 1, so it broadcasts against the input shape."""
+    return g if keepdim else np.expand_dims(g, dims)
+
+
+class Sum(Function):
+    """y = sum_dims x;  dL/dx = g broadcast back over the summed dims"""
+
+    def forward(self, x, dims, keepdim):
+        self.shape, self.dims, self.keepdim = x.shape, dims, keepdim
+        return x.sum(axis=dims, keepdims=keepdim)
+
+    def backward(self, g):
+        return np.broadcast_to(expand_reduced(g, self.dims, self.keepdim), self.shape).copy()
+
+
+class Mean(Function):
+    """y = sum_dims x / n;  dL/dx = g / n broadcast back (n = number of elements reduced)"""
+
+    def forward(self, x, dims, keepdim):
+        self.shape, self.dims, self.keepdim = x.shape, dims, keepdim
+        self.n = int(np.prod([x.shape[d] for d in dims]))
+        return x.mean(axis=dims, keepdims=keepdim)
+
+    def backward(self, g):
+        g = expand_reduced(g, self.dims, self.keepdim) / np.asarray(self.n, dtype=g.dtype)
+        return np.broadcast_to(g, self.shape).copy()
+
+
+class Max(Function):
+    """y = max_dims x;  dL/dx = g at the maximum, split equally among ties"""
+
+    def forward(self, x, dims, keepdim):
+        self.x, self.dims, self.keepdim = x, dims, keepdim
+        self.y = x.max(axis=dims, keepdims=True)
+        return self.y if keepdim else np.squeeze(self.y, axis=dims)
+
+    def backward(self, g):
+        is_max = self.x == self.y
+        share = is_max / is_max.sum(axis=self.dims, keepdims=True)
+        return (expand_reduced(g, self.dims, self.keepdim) * share).astype(g.dtype, copy=False)
+
+
+class Var(Function):
+    """y = sum_dims (x - mean)^2 / (n - correction);  dL/dx = g * 2 (x - mean) / (n - correction)"""
+
+    def forward(self, x, dims, keepdim, correction):
+        self.dims, self.keepdim = dims, keepdim
+        n = int(np.prod([x.shape[d] for d in dims]))
+        self.denominator = np.asarray(n - correction, dtype=x.dtype)
+        self.centered = x - x.mean(axis=dims, keepdims=True)
+        return (self.centered ** 2).sum(axis=dims, keepdims=keepdim) / self.denominator
+
+    def backward(self, g):
+        g = expand_reduced(g, self.dims, self.keepdim)
+        return g * 2 * self.centered / self.denominator
+
+
+def sum(x: Tensor, dim=None, keepdim=False) -> Tensor:
+    return Sum.apply(x, dims=normalize_dims(dim, x.ndim, "sum"), keepdim=keepdim)
+
+
+def mean(x: Tensor, dim=None, keepdim=False) -> Tensor:
+    return Mean.apply(x, dims=normalize_dims(dim, x.ndim, "mean"), keepdim=keepdim)
+
+
+def max(x: Tensor, dim=None, keepdim=False) -> Tensor:
+    """Maximum values over ``dim`` (only the values; use ``Tensor.argmax`` for positions)."""
+    return Max.apply(x, dims=normalize_dims(dim, x.ndim, "max"), keepdim=keepdim)
+
+
+def var(x: Tensor, dim=None, unbiased=True, keepdim=False) -> Tensor:
+    """Variance over ``dim``; ``unbiased=True`` divides by n - 1 (Bessel), as PyTorch's default."""
+    dims = normalize_dims(dim, x.ndim, "var")
+    return Var.apply(x, dims=dims, keepdim=keepdim, correction=int(unbiased))

@@ -1,0 +1,299 @@
+"""The autograd engine: a Tensor, the Function pattern every op follows, and backward.
+
+Read this file first. Everything else in minidl is built from three ideas that live here:
+
+1. A ``Tensor`` wraps a NumPy array (``.data``) and, if it takes part in differentiation,
+   remembers the ``Function`` that produced it (``._ctx``).
+2. A ``Function`` computes its output from plain arrays in ``forward`` and maps the gradient of
+   the loss with respect to that output, ``g = dL/dy``, to the gradients with respect to each
+   input in ``backward``. It keeps whatever ``backward`` needs on ``self`` (the "context").
+3. ``Tensor.backward`` walks the recorded graph in reverse topological order and applies the
+   chain rule: each input's gradient is the sum of what every consumer sends back to it.
+
+The op catalogue (add, conv2d, softmax, ...) lives in ``minidl.ops`` and is listed in
+``minidl.functional``; each op is one small ``Function`` subclass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+
+import numpy as np
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager (like ``torch.no_grad``): ops inside it record no graph."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def _to_array(data, dtype=None) -> np.ndarray:
+    """Python numbers and lists become float32 (PyTorch's default); NumPy arrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray):
+        array = data
+    else:
+        array = np.asarray(data)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    ``Tensor(array, requires_grad=False)``: float arrays keep their dtype (float32 or float64),
+    Python numbers and lists become float32, integer arrays stay integer (class labels, indices).
+    After ``loss.backward()`` every leaf tensor with ``requires_grad=True`` holds ``dL/dleaf`` in
+    ``.grad`` (an ndarray of the same shape), summed over all backward calls until reset.
+    """
+
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise ValueError(
+                f"Tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype}"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._ctx = None  # the Function that produced this tensor (None for leaves)
+        self._retains_grad = False
+
+    # ----------------------------------------------------------------- basic properties
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._ctx is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.data, prefix="Tensor(", separator=", ")
+        return f"Tensor({body}, dtype={self.dtype}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied), like ``torch.Tensor.numpy``."""
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` on this non-leaf tensor after backward (used by Grad-CAM)."""
+        self._retains_grad = True
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise ValueError(f"requires_grad_: dtype {self.dtype} cannot require gradients")
+        self.requires_grad = requires_grad
+        return self
+
+    def float(self) -> "Tensor":
+        return Tensor(self.data.astype(np.float32), requires_grad=self.requires_grad)
+
+    def double(self) -> "Tensor":
+        return Tensor(self.data.astype(np.float64), requires_grad=self.requires_grad)
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate ``d(self)/d(leaf) . grad`` into every leaf's ``.grad``.
+
+        ``grad`` is dL/dself (same shape as self); it may be omitted only for a one-element
+        tensor, where it defaults to 1. The graph is freed afterwards unless ``retain_graph``.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for one-element outputs; "
+                    f"this output has shape {self.shape}, pass grad= of that shape"
+                )
+            grad = np.ones_like(self.data)
+        grad = _to_array(grad, self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
+
+        grads = {id(self): grad}
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._ctx is None or node._retains_grad:
+                node.grad = g.copy() if node.grad is None else node.grad + g
+            if node._ctx is None:
+                continue
+            ctx = node._ctx
+            for parent, parent_grad in zip(ctx.parents, ctx.run_backward(g)):
+                if parent is None or parent_grad is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+            if not retain_graph:
+                ctx.free()
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other): return _F().add(self, other)
+    def __radd__(self, other): return _F().add(other, self)
+    def __sub__(self, other): return _F().sub(self, other)
+    def __rsub__(self, other): return _F().sub(other, self)
+    def __mul__(self, other): return _F().mul(self, other)
+    def __rmul__(self, other): return _F().mul(other, self)
+    def __truediv__(self, other): return _F().div(self, other)
+    def __rtruediv__(self, other): return _F().div(other, self)
+    def __pow__(self, exponent): return _F().pow(self, exponent)
+    def __rpow__(self, base): return _F().pow(base, self)
+    def __neg__(self): return _F().neg(self)
+    def __matmul__(self, other): return _F().matmul(self, other)
+    def __rmatmul__(self, other): return _F().matmul(other, self)
+    def __getitem__(self, index): return _F().getitem(self, index)
+
+    # Comparisons return boolean tensors outside the graph (they have no gradient).
+    def __lt__(self, other): return Tensor(self.data < _to_array(other))
+    def __le__(self, other): return Tensor(self.data <= _to_array(other))
+    def __gt__(self, other): return Tensor(self.data > _to_array(other))
+    def __ge__(self, other): return Tensor(self.data >= _to_array(other))
+
+    # ----------------------------------------------------------------- methods, as in PyTorch
+    def exp(self): return _F().exp(self)
+    def log(self): return _F().log(self)
+    def sqrt(self): return _F().sqrt(self)
+    def abs(self): return _F().abs(self)
+    def relu(self): return _F().relu(self)
+    def sigmoid(self): return _F().sigmoid(self)
+    def tanh(self): return _F().tanh(self)
+    def clamp(self, min=None, max=None): return _F().clamp(self, min, max)
+    def sum(self, dim=None, keepdim=False): return _F().sum(self, dim, keepdim)
+    def mean(self, dim=None, keepdim=False): return _F().mean(self, dim, keepdim)
+    def max(self, dim=None, keepdim=False): return _F().max(self, dim, keepdim)
+    def var(self, dim=None, unbiased=True, keepdim=False): return _F().var(self, dim, unbiased, keepdim)
+    def reshape(self, *shape): return _F().reshape(self, *shape)
+    def view(self, *shape): return _F().reshape(self, *shape)
+    def flatten(self, start_dim=0, end_dim=-1): return _F().flatten(self, start_dim, end_dim)
+    def transpose(self, dim0, dim1): return _F().transpose(self, dim0, dim1)
+    def permute(self, *dims): return _F().permute(self, *dims)
+    def softmax(self, dim): return _F().softmax(self, dim)
+    def log_softmax(self, dim): return _F().log_softmax(self, dim)
+    def argmax(self, dim=None, keepdim=False):
+        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
+
+    @property
+    def T(self):
+        return _F().permute(self, *reversed(range(self.ndim)))
+
+
+def _F():
+    """``minidl.functional``, imported late: the ops import this module, not the other way round."""
+    from . import functional
+
+    return functional
+
+
+def _topological_order(root: Tensor) -> list:
+    """Nodes of the graph below ``root``, each after all of its parents (iterative DFS, no recursion)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            if node._ctx.parents is None:
+                raise RuntimeError(
+                    f"backward: trying to backward through the graph a second time ({type(node._ctx).__name__} "
+                    "already freed); call backward(retain_graph=True) the first time"
+                )
+            stack.extend((p, False) for p in node._ctx.parents if p is not None and id(p) not in visited)
+    return order
+
+
+class Function:
+    """One differentiable op. Subclasses write two methods on plain ndarrays:
+
+    ``forward(self, *arrays, **options) -> ndarray``: compute y; save on ``self`` what backward needs.
+    ``backward(self, g) -> tuple``: given g = dL/dy, return dL/dx for each array input
+    (``None`` where no gradient flows, e.g. integer indices).
+
+    Call an op with ``MyOp.apply(*inputs, **options)``: inputs may be Tensors, arrays, numbers or
+    None (an absent optional input such as a bias); options are non-differentiable settings.
+    ``self.needs_input_grad[i]`` (set before forward) says whether input i wants a gradient, so
+    an op can skip work: backward may return None for inputs that do not.
+    """
+
+    parents: list | None
+
+    @classmethod
+    def apply(cls, *inputs, **options) -> Tensor:
+        tensors = [_as_tensor(x, cls.__name__) for x in inputs]
+        ctx = cls()
+        ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        arrays = [None if t is None else t.data for t in tensors]
+        out = Tensor(ctx.forward(*arrays, **options))
+        if _grad_enabled and any(t is not None and t.requires_grad for t in tensors):
+            out.requires_grad = True
+            out._ctx = ctx
+            ctx.parents = tensors
+        return out
+
+    def forward(self, *arrays, **options) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, g: np.ndarray) -> tuple:
+        raise NotImplementedError
+
+    def run_backward(self, g: np.ndarray) -> tuple:
+        grads = self.backward(g)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        for parent, grad in zip(self.parents, grads):
+            if parent is not None and grad is not None and grad.shape != parent.shape:
+                raise RuntimeError(
+                    f"{type(self).__name__}.backward returned a gradient of shape {grad.shape} "
+                    f"for an input of shape {parent.shape}"
+                )
+        return grads
+
+    def free(self) -> None:
+        """Drop the references to inputs and saved arrays so their memory can be reclaimed."""
+        self.__dict__.clear()
+        self.parents = None
+
+
+def _as_tensor(x, op_name: str):
+    if x is None or isinstance(x, Tensor):
+        return x
+    if isinstance(x, numbers.Number):
+        return Tensor(np.asarray(x))  # a 0-d array; ops cast scalars to their tensor operand's dtype
+    return Tensor(x)
