@@ -5,10 +5,16 @@ and a public function that validates its arguments. This file only lists them.
 """
 
 from .ops.activation import log_softmax, softmax
-from .ops.elementwise import (abs, add, clamp, div, exp, log, maximum, mul, neg, pow, relu, sigmoid,
+from .ops.adaptive_pooling import adaptive_avg_pool2d
+from .ops.dropout import dropout, dropout2d
+from .ops.elementwise import (abs, add, cast, clamp, div, exp, log, maximum, mul, neg, pow, relu, sigmoid,
                               sqrt, sub, tanh, where)
 from .ops.linalg import matmul
+from .ops.loss import binary_cross_entropy_with_logits, cross_entropy, dice_loss, nll_loss
+from .ops.normalization import batch_norm
+from .ops.pooling import max_pool2d, max_unpool2d
 from .ops.reduction import max, mean, sum, var
+from .ops.resize import center_crop, center_pad_or_crop, crop, interpolate
 from .ops.shape import cat, flatten, getitem, pad, permute, reshape, stack, transpose
 
 view = reshape

@@ -40,17 +40,14 @@ def is_grad_enabled() -> bool:
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
-    """Python numbers and lists become float32 (PyTorch's default); NumPy arrays keep their dtype."""
+    """NumPy arrays and scalars keep their dtype; Python numbers and lists become float32 (PyTorch's default)."""
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, np.ndarray):
-        array = data
-    else:
-        array = np.asarray(data)
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
+        return np.asarray(data, dtype=dtype)
+    array = np.asarray(data)
+    if array.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+        array = array.astype(np.float32)
     return array
 
 
@@ -116,10 +113,12 @@ class Tensor:
         return self
 
     def float(self) -> "Tensor":
-        return Tensor(self.data.astype(np.float32), requires_grad=self.requires_grad)
+        """A float32 copy, still in the graph (gradients flow back converted to this tensor's dtype)."""
+        return _F().cast(self, np.float32)
 
     def double(self) -> "Tensor":
-        return Tensor(self.data.astype(np.float64), requires_grad=self.requires_grad)
+        """A float64 copy, still in the graph."""
+        return _F().cast(self, np.float64)
 
     # ----------------------------------------------------------------- backward
     def backward(self, grad=None, retain_graph: bool = False) -> None:
@@ -147,7 +146,8 @@ class Tensor:
             if g is None:
                 continue
             if node._ctx is None or node._retains_grad:
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                # np.array copies g (it may be the caller's array); asarray: a 0-d sum comes back a NumPy scalar
+                node.grad = np.array(g) if node.grad is None else np.asarray(node.grad + g)
             if node._ctx is None:
                 continue
             ctx = node._ctx
@@ -171,6 +171,7 @@ class Tensor:
     def __pow__(self, exponent): return _F().pow(self, exponent)
     def __rpow__(self, base): return _F().pow(base, self)
     def __neg__(self): return _F().neg(self)
+    def __abs__(self): return _F().abs(self)
     def __matmul__(self, other): return _F().matmul(self, other)
     def __rmatmul__(self, other): return _F().matmul(other, self)
     def __getitem__(self, index): return _F().getitem(self, index)
@@ -256,12 +257,16 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options) -> Tensor:
-        tensors = [_as_tensor(x, cls.__name__) for x in inputs]
+        tensors = [x if x is None or isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        present = [t for t in tensors if t is not None]
+        if len({t.dtype for t in present if np.issubdtype(t.dtype, np.floating)}) > 1:
+            inputs_seen = ", ".join(f"{t.dtype} {t.shape}" for t in present)
+            raise ValueError(f"{cls.__name__}: inputs have different float dtypes ({inputs_seen}); "
+                             "convert with .float() or .double()")
         ctx = cls()
         ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
-        arrays = [None if t is None else t.data for t in tensors]
-        out = Tensor(ctx.forward(*arrays, **options))
-        if _grad_enabled and any(t is not None and t.requires_grad for t in tensors):
+        out = Tensor(ctx.forward(*[None if t is None else t.data for t in tensors], **options))
+        if _grad_enabled and any(ctx.needs_input_grad):
             out.requires_grad = True
             out._ctx = ctx
             ctx.parents = tensors
@@ -274,15 +279,17 @@ class Function:
         raise NotImplementedError
 
     def run_backward(self, g: np.ndarray) -> tuple:
+        """``backward``, checked: one gradient per input, each with its input's shape and dtype."""
         grads = self.backward(g)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        name = type(self).__name__
+        if len(grads) != len(self.parents):
+            raise RuntimeError(f"{name}.backward returned {len(grads)} gradients for {len(self.parents)} inputs")
+        grads = tuple(None if grad is None else np.asarray(grad) for grad in grads)
         for parent, grad in zip(self.parents, grads):
-            if parent is not None and grad is not None and grad.shape != parent.shape:
-                raise RuntimeError(
-                    f"{type(self).__name__}.backward returned a gradient of shape {grad.shape} "
-                    f"for an input of shape {parent.shape}"
-                )
+            if parent is not None and grad is not None and (grad.shape, grad.dtype) != (parent.shape, parent.dtype):
+                raise RuntimeError(f"{name}.backward returned a {grad.dtype} gradient of shape {grad.shape} "
+                                   f"for a {parent.dtype} input of shape {parent.shape}")
         return grads
 
     def free(self) -> None:
@@ -290,10 +297,3 @@ class Function:
         self.__dict__.clear()
         self.parents = None
 
-
-def _as_tensor(x, op_name: str):
-    if x is None or isinstance(x, Tensor):
-        return x
-    if isinstance(x, numbers.Number):
-        return Tensor(np.asarray(x))  # a 0-d array; ops cast scalars to their tensor operand's dtype
-    return Tensor(x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
+from .dims import normalize_dim
 
 
 def _log_softmax(x: np.ndarray, dim: int) -> np.ndarray:
@@ -36,15 +37,9 @@ class LogSoftmax(Function):
         return g - np.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
 
 
-def _dim(x: Tensor, dim: int, op: str) -> int:
-    if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"{op}: dim {dim} is out of range for shape {x.shape}")
-    return dim % x.ndim
-
-
 def softmax(x: Tensor, dim: int) -> Tensor:
-    return Softmax.apply(x, dim=_dim(x, dim, "softmax"))
+    return Softmax.apply(x, dim=normalize_dim(dim, x.ndim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
-    return LogSoftmax.apply(x, dim=_dim(x, dim, "log_softmax"))
+    return LogSoftmax.apply(x, dim=normalize_dim(dim, x.ndim, "log_softmax"))

@@ -23,11 +23,13 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _operands(op: str, a, b):
-    """Make Tensors of both operands; a Python number takes the other operand's dtype."""
-    if isinstance(a, numbers.Number) and isinstance(b, Tensor):
-        a = Tensor(np.asarray(a, dtype=b.dtype))
-    if isinstance(b, numbers.Number) and isinstance(a, Tensor):
-        b = Tensor(np.asarray(b, dtype=a.dtype))
+    """Make Tensors of both operands; a number takes the other operand's dtype (so float32 stays float32)."""
+    if isinstance(a, numbers.Number) and not isinstance(b, numbers.Number):
+        b = b if isinstance(b, Tensor) else Tensor(b)
+        a = _number_as(op, a, b)
+    elif isinstance(b, numbers.Number) and not isinstance(a, numbers.Number):
+        a = a if isinstance(a, Tensor) else Tensor(a)
+        b = _number_as(op, b, a)
     a = a if isinstance(a, Tensor) else Tensor(a)
     b = b if isinstance(b, Tensor) else Tensor(b)
     if a.dtype != b.dtype:
@@ -38,6 +40,15 @@ def _operands(op: str, a, b):
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
     return a, b
+
+
+def _number_as(op: str, number, other: Tensor) -> Tensor:
+    """``number`` as a 0-d tensor of ``other``'s dtype; refuses to round 0.5 to an integer dtype."""
+    value = np.asarray(number, dtype=other.dtype)
+    if not np.issubdtype(other.dtype, np.floating) and value != number:
+        raise ValueError(f"{op}: the number {number!r} does not fit the {other.dtype} tensor of shape "
+                         f"{other.shape}; convert the tensor with .float() first")
+    return Tensor(value)
 
 
 class Add(Function):
@@ -225,6 +236,22 @@ def tanh(x) -> Tensor:
     return Tanh.apply(x)
 
 
+class Cast(Function):
+    """y = x converted to another float dtype;  dL/dx = g converted back to x's dtype"""
+
+    def forward(self, x, dtype):
+        self.dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype)
+
+
+def cast(x, dtype) -> Tensor:
+    """``x`` as ``dtype`` (``Tensor.float()``, ``Tensor.double()``), differentiable for float dtypes."""
+    return Cast.apply(x, dtype=np.dtype(dtype))
+
+
 class Clamp(Function):
     """y = min(max(x, lo), hi);  dL/dx = g where lo <= x <= hi, else 0"""
 
@@ -234,7 +261,7 @@ class Clamp(Function):
             self.inside &= x >= lo
         if hi is not None:
             self.inside &= x <= hi
-        return np.clip(x, lo, hi)
+        return np.clip(x, lo, hi).astype(x.dtype, copy=False)  # a NumPy float64 bound must not upcast
 
     def backward(self, g):
         return g * self.inside

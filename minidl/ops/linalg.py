@@ -18,10 +18,10 @@ class MatMul(Function):
     def backward(self, g):
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
+        if self.b.ndim == 1:  # restore the axes matmul dropped: b's column first, then a's row
+            g = np.expand_dims(g, -1)
         if self.a.ndim == 1:
             g = np.expand_dims(g, -2)
-        if self.b.ndim == 1:
-            g = np.expand_dims(g, -1)
         grad_a = unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
         grad_b = unbroadcast(np.swapaxes(a, -1, -2) @ g, b.shape).reshape(self.b.shape)
         return grad_a, grad_b
@@ -33,7 +33,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
     if a.dtype != b.dtype:
-        raise ValueError(f"matmul: operands have different dtypes {a.dtype} and {b.dtype}")
+        raise ValueError(f"matmul: operands have different dtypes {a.dtype} and {b.dtype} "
+                         f"(shapes {a.shape} and {b.shape})")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
                          f"(inner dims {a.shape[-1]} and {b.shape[-2 if b.ndim > 1 else 0]})")

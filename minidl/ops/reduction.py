@@ -5,17 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-
-
-def normalize_dims(dim, ndim: int, op: str) -> tuple:
-    """``dim`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes."""
-    dims = range(ndim) if dim is None else (dim,) if isinstance(dim, int) else dim
-    out, size = [], ndim or 1  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
-    for d in dims:
-        if not -size <= d < size:
-            raise ValueError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions")
-        out.append(d % size)
-    return tuple(sorted(set(out)))
+from .dims import normalize_dims
 
 
 def expand_reduced(g: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray:
@@ -56,9 +46,8 @@ class Max(Function):
         return self.y if keepdim else np.squeeze(self.y, axis=dims)
 
     def backward(self, g):
-        is_max = self.x == self.y
-        share = is_max / is_max.sum(axis=self.dims, keepdims=True)
-        return (expand_reduced(g, self.dims, self.keepdim) * share).astype(g.dtype, copy=False)
+        is_max = (self.x == self.y).astype(g.dtype)
+        return expand_reduced(g, self.dims, self.keepdim) * is_max / is_max.sum(axis=self.dims, keepdims=True)
 
 
 class Var(Function):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
+from .dims import normalize_dim
 
 
 class Reshape(Function):
@@ -37,7 +38,7 @@ def flatten(x: Tensor, start_dim=0, end_dim=-1) -> Tensor:
     """Merge dims start_dim..end_dim into one, as ``torch.flatten``."""
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = start_dim % x.ndim, end_dim % x.ndim
+    start, end = normalize_dim(start_dim, x.ndim, "flatten"), normalize_dim(end_dim, x.ndim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
     return reshape(x, *x.shape[:start], -1, *x.shape[end + 1:])
@@ -56,14 +57,17 @@ class Permute(Function):
 
 def permute(x: Tensor, *dims) -> Tensor:
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+    axes = tuple(normalize_dim(d, x.ndim, "permute") for d in dims)
+    if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
-    return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
+    return Permute.apply(x, dims=axes)
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """Swap two dims (``x.T`` reverses all of them)."""
     dims = list(range(x.ndim))
-    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    a, b = normalize_dim(dim0, x.ndim, "transpose"), normalize_dim(dim1, x.ndim, "transpose")
+    dims[a], dims[b] = b, a
     return permute(x, *dims)
 
 
@@ -72,11 +76,16 @@ class GetItem(Function):
 
     def forward(self, x, index):
         self.shape, self.index = x.shape, index
+        parts = index if isinstance(index, tuple) else (index,)
+        self.may_repeat = any(isinstance(i, (np.ndarray, list)) for i in parts)  # integer/boolean arrays
         return np.array(x[index])  # a copy, so later in-place edits of x cannot change y
 
     def backward(self, g):
         grad = np.zeros(self.shape, dtype=g.dtype)
-        np.add.at(grad, self.index, g)  # plain `grad[index] += g` would drop repeated indices
+        if self.may_repeat:
+            np.add.at(grad, self.index, g)  # plain `grad[index] = g` would keep one of repeated indices
+        else:
+            grad[self.index] = g  # ints and slices select each element at most once
         return grad
 
 
@@ -126,7 +135,7 @@ class Cat(Function):
         return np.concatenate(xs, axis=dim)
 
     def backward(self, g):
-        return tuple(np.take(g, np.arange(a, b), axis=self.dim) for a, b in zip(self.bounds[:-1], self.bounds[1:]))
+        return tuple(np.split(g, self.bounds[1:-1], axis=self.dim))
 
 
 def _check_same(op: str, tensors, dim: int, allow_dim_differs: bool) -> None:
@@ -146,7 +155,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    dim = dim % tensors[0].ndim
+    dim = normalize_dim(dim, tensors[0].ndim, "cat")
     _check_same("cat", tensors, dim, allow_dim_differs=True)
     return Cat.apply(*tensors, dim=dim)
 
@@ -157,5 +166,5 @@ def stack(tensors, dim: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
     _check_same("stack", tensors, 0, allow_dim_differs=False)
-    dim = dim % (tensors[0].ndim + 1)
+    dim = normalize_dim(dim, tensors[0].ndim + 1, "stack")
     return cat([reshape(t, *t.shape[:dim], 1, *t.shape[dim:]) for t in tensors], dim=dim)

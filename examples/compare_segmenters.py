@@ -1,0 +1,85 @@
+"""Train UNet, SegNet, FCN-32s, FCN-16s and FCN-8s on the same pets, epochs and seed, and compare them.
+
+    python examples/compare_segmenters.py                  # bundled 64x64 sample
+    python examples/compare_segmenters.py --epochs 20 --models unet fcn8s
+
+Each model trains exactly as ``segment_pets.py`` trains one (same data, loss, optimiser, seed) in its
+own sub-folder of ``--out``. Then the comparison is written to ``--out``: ``comparison.md`` (a table
+of parameters, GFLOP per image, seconds per epoch, test pixel accuracy, mean IoU and pet Dice),
+``comparison.json`` (the same numbers) and ``predictions.png`` (every model's mask for the same test
+images, with the per-image pet IoU under each).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# segment_pets (next to this file) also puts the repository on sys.path for minidl and models.
+from segment_pets import (load_splits, pet_iou_captions, predict, segmentation_scores, shown_indices,
+                          train_segmenter, training_options)
+
+from minidl.io import atomic_write, save_json
+from minidl.viz.segmentation import plot_segmentations
+from models import SEGMENTERS
+
+SHOWN_TEST_IMAGES = 5
+COLUMNS = ("model", "parameters", "GFLOP/image", "s/epoch", "pixel acc", "mean IoU", "pet Dice")
+
+
+def markdown_table(rows: list[dict], baseline: dict, setup: str) -> str:
+    """The comparison as a markdown table, one row per model plus the all-background baseline."""
+    lines = [f"# Segmenters on Oxford-IIIT Pet ({setup})", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['parameters']:,} | {row['gflop_per_image']:.3f} | "
+                     f"{row['seconds_per_epoch']:.1f} | {row['test_pixel_accuracy']:.3f} | "
+                     f"{row['test_mean_iou']:.3f} | {row['test_dice']:.3f} |")
+    lines.append(f"| all background (baseline) | 0 | 0 | - | {baseline['pixel_accuracy']:.3f} | "
+                 f"{baseline['mean_iou']:.3f} | {baseline['dice']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> list[dict]:
+    parser = training_options(__doc__, default_out="runs/compare_segmenters")
+    parser.add_argument("--models", nargs="+", choices=list(SEGMENTERS), default=list(SEGMENTERS))
+    args = parser.parse_args(argv)
+    chosen = args.models
+    out = Path(args.out)
+    train, test = load_splits(args)
+    print(f"comparing {', '.join(chosen)}: {len(train)} trainval and {len(test)} test images at "
+          f"{args.size}x{args.size}, {args.epochs} epochs each -> {out}")
+
+    rows, predictions = [], {}
+    for name in chosen:
+        print(f"--- {name}")
+        model, history = train_segmenter(name, train, test, args, out / name)
+        predictions[name] = predict(model, test.images, args.batch_size)
+        scores = segmentation_scores(predictions[name], test.targets)
+        rows.append({"model": name, "parameters": int(sum(p.size for p in model.parameters())),
+                     "gflop_per_image": model.conv_flops(args.size, args.size) / 1e9,
+                     "seconds_per_epoch": float(np.mean(history["seconds"])),
+                     **{f"test_{key}": value for key, value in scores.items()}})
+    baseline = segmentation_scores(np.zeros_like(test.targets), test.targets)
+
+    setup = (f"{len(train)} trainval / {len(test)} test images at {args.size}x{args.size}, {args.epochs} epochs, "
+             f"batch {args.batch_size}, Adam lr {args.lr}, base channels {args.base_channels}, seed {args.seed}")
+    table = markdown_table(rows, baseline, setup)
+    atomic_write(out / "comparison.md", lambda file: file.write(table.encode("utf-8")))
+    save_json(out / "comparison.json", {"setup": setup, "models": rows, "baseline_all_background": baseline})
+    shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
+    plot_segmentations(test.images[shown], {"true mask": test.targets[shown],
+                                            **{name: masks[shown] for name, masks in predictions.items()}},
+                       out / "predictions.png",
+                       captions={name: pet_iou_captions(masks[shown], test.targets[shown])
+                                 for name, masks in predictions.items()},
+                       title=f"Test images, every model after {args.epochs} epochs")
+    print(table)
+    for name in ("comparison.md", "comparison.json", "predictions.png"):
+        print(f"wrote {out / name}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Max pooling and unpooling on raw arrays, as Numba kernels over a stack of H×W planes.
+
+Max pooling is a data-dependent gather. For every output position it finds the input position
+holding the window's maximum, as a flat index inside the plane, h * W + w (PyTorch's convention):
+
+    indices[p, oy, ox] = argmax over (i, j) of x_padded[p, oy*sh + i*dh, ox*sw + j*dw]
+
+Padding counts as -inf, so it never wins. Once the indices are known, everything else moves
+values along them:
+
+    max_pool2d forward:     y[p, k] = x[p].flat[indices[p, k]]           (gather)
+    max_pool2d backward:    dL/dx[p].flat[indices[p, k]] += g[p, k]      (scatter-add)
+    max_unpool2d forward:   y[p].flat[indices[p, k]] = x[p, k]           (scatter)
+    max_unpool2d backward:  dL/dx[p, k] = g[p].flat[indices[p, k]]       (gather)
+
+All kernels take arrays of shape (P, H, W), one plane per (n, c), and run the planes in parallel
+(``prange``). A plane is written by exactly one thread, so the scatters have no races.
+Each function has a NumPy twin of the same name in ``minidl.kernels.reference.pooling``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def max_pool2d_indices(x, kernel_size, stride, padding, dilation, output_size):
+    """Flat position of each window's maximum:  x (P, H, W) -> indices (P, H_out, W_out), int64.
+
+    Scans each window row by row and keeps the first maximum (a later value must be strictly
+    larger; NaN always wins), like PyTorch's CPU kernel. Taps in the padding are skipped, which is
+    padding with -inf; every window must hold at least one input element (the caller checks).
+    """
+    planes, height, width = x.shape
+    kh, kw = kernel_size
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    out_h, out_w = output_size
+    indices = np.empty((planes, out_h, out_w), dtype=np.int64)
+    for p in prange(planes):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                best = x[p, 0, 0]  # any value of x's dtype: replaced by the first tap inside x
+                best_index = -1
+                for i in range(kh):
+                    h = oy * sh - ph + i * dh
+                    if h < 0 or h >= height:
+                        continue
+                    for j in range(kw):
+                        w = ox * sw - pw + j * dw
+                        if w < 0 or w >= width:
+                            continue
+                        value = x[p, h, w]
+                        if best_index < 0 or value > best or np.isnan(value):
+                            best = value
+                            best_index = h * width + w
+                indices[p, oy, ox] = best_index
+    return indices
+
+
+@njit(cache=True, parallel=True)
+def scatter_at_indices(values, indices, plane_size, accumulate):
+    """out[p].flat[indices[p, k]] (+)= values[p, k]:  values, indices (P, h, w) -> out (P, plane_size).
+
+    ``accumulate=True`` adds repeated indices up (the max-pool gradient, where overlapping windows
+    can pick the same maximum); ``False`` lets the last write win (max-unpool, as PyTorch on CPU).
+    """
+    planes, rows, cols = values.shape
+    out = np.zeros((planes, plane_size), dtype=values.dtype)
+    for p in prange(planes):
+        for r in range(rows):
+            for c in range(cols):
+                if accumulate:
+                    out[p, indices[p, r, c]] += values[p, r, c]
+                else:
+                    out[p, indices[p, r, c]] = values[p, r, c]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def gather_at_indices(source, indices):
+    """out[p, r, c] = source[p, indices[p, r, c]]:  source (P, plane_size), indices (P, h, w) -> (P, h, w)."""
+    planes, rows, cols = indices.shape
+    out = np.empty((planes, rows, cols), dtype=source.dtype)
+    for p in prange(planes):
+        for r in range(rows):
+            for c in range(cols):
+                out[p, r, c] = source[p, indices[p, r, c]]
+    return out

@@ -1,0 +1,219 @@
+"""The training loop: epochs of mini-batch gradient descent, with history, checkpoints and figures.
+
+One training step on a batch (x, y) is the whole idea::
+
+    optimizer.zero_grad()            # forget the previous batch's gradients
+    loss = loss_fn(model(x), y)      # forward: a scalar, e.g. mean cross-entropy over the batch
+    loss.backward()                  # backward: dL/dw for every parameter w
+    optimizer.step()                 # update, e.g. SGD: w <- w - lr * dL/dw
+
+``run_epoch`` repeats it over a data loader (or, without an optimizer, only evaluates), ``fit``
+repeats epochs and after each one records the numbers (``History``), saves a checkpoint, writes
+``metrics.json`` and redraws ``curves.png`` in the run folder. Everything random (initialisation,
+shuffling, dropout) comes from seeded generators whose states go into the checkpoint, so the same
+seed gives the same numbers and a resumed run continues exactly where the saved one stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .random import default_generator
+from .io import load_checkpoint, save_checkpoint, save_json
+from .tensor import Tensor, no_grad
+from .viz.curves import plot_training_curves
+
+CHECKPOINT_NAME = "checkpoint.npz"
+METRICS_NAME = "metrics.json"
+CURVES_NAME = "curves.png"
+
+# metric(output, target) -> the batch's mean value, e.g. accuracy = mean(argmax(output) == target)
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite, so training cannot go on (learning rate too high, bad data...)."""
+
+
+class History:
+    """The numbers of a run, one named column per quantity and one row per epoch.
+
+    ``history["val_loss"][i]`` belongs to epoch ``history["epoch"][i]``. Columns written by ``fit``:
+    ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``, ``val_<metric>`` (with a validation
+    loader), ``lr`` and ``seconds`` (wall time of the epoch, the only column that is not reproducible).
+    """
+
+    def __init__(self, columns: Mapping[str, Sequence] | None = None):
+        self.columns = {name: [_number(v) for v in values] for name, values in (columns or {}).items()}
+
+    def append(self, **row: float) -> None:
+        """Add one epoch's row; it must name the same columns as the rows before it."""
+        if self.columns and set(row) != set(self.columns):
+            raise ValueError(f"History.append: row has columns {sorted(row)}, history has {sorted(self.columns)}")
+        for name, value in row.items():
+            self.columns.setdefault(name, []).append(_number(value))
+
+    def __getitem__(self, name: str) -> list:
+        return self.columns[name]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()), []))
+
+    def to_dict(self) -> dict[str, list]:
+        return {name: list(values) for name, values in self.columns.items()}
+
+
+def _number(value):
+    """A Python int or float (JSON- and comparison-friendly) from any NumPy or Python scalar."""
+    value = np.asarray(value).item()
+    return value if isinstance(value, int) else float(value)
+
+
+def run_epoch(model, loader, loss_fn, metrics: Mapping[str, Metric] | None = None, optimizer=None,
+              description: str = "", progress: bool = True) -> dict[str, float]:
+    """One pass over ``loader``: train if an ``optimizer`` is given, otherwise evaluate without a graph.
+
+    Returns the mean loss and metrics over all samples: each batch's value weighted by its size b,
+    ``mean = sum_batches(b * value) / sum_batches(b)`` (exact for a mean-reduced loss and accuracy).
+    Raises NonFiniteLossError as soon as a batch loss is NaN or infinite.
+    """
+    metrics = metrics or {}
+    training = optimizer is not None
+    model.train(training)
+    totals = dict.fromkeys(["loss", *metrics], 0.0)
+    seen = 0
+    bar = tqdm(loader, desc=description, unit="batch", leave=False, disable=not progress, dynamic_ncols=True)
+    with contextlib.nullcontext() if training else no_grad():
+        for batch_index, (inputs, targets) in enumerate(bar):
+            inputs = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
+            targets_array = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+            if training:
+                optimizer.zero_grad()
+            outputs = model(inputs)
+            loss = loss_fn(outputs, targets)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(f"loss is {loss_value} at batch {batch_index + 1} of {description}")
+            if training:
+                loss.backward()
+                optimizer.step()
+            size = len(targets_array)
+            seen += size
+            totals["loss"] += loss_value * size
+            for name, metric in metrics.items():
+                totals[name] += float(metric(outputs.data, targets_array)) * size
+            bar.set_postfix({name: f"{total / seen:.4f}" for name, total in totals.items()}, refresh=False)
+    bar.close()
+    if seen == 0:
+        raise ValueError(f"run_epoch: the loader yielded no batches ({description})")
+    return {name: total / seen for name, total in totals.items()}
+
+
+def evaluate(model, loader, loss_fn, metrics: Mapping[str, Metric] | None = None,
+             progress: bool = True, description: str = "evaluate") -> dict[str, float]:
+    """Mean loss and metrics of ``model`` (in eval mode, no graph) over ``loader``."""
+    return run_epoch(model, loader, loss_fn, metrics, optimizer=None, description=description, progress=progress)
+
+
+def training_generators(loader, model=None) -> dict[str, np.random.Generator]:
+    """Every random generator a training epoch over ``loader`` (and through ``model``) draws from, by name.
+
+    minidl's global generator (initialisation, and dropout unless a layer has its own), the
+    loader's shuffling generator, the generator of each random transform of the loader (one
+    transform or a ``Compose`` of them) and any layer's private ``generator``.
+    """
+    generators = {"minidl": default_generator, "loader": loader.generator}
+    transform = loader.transform
+    for index, step in enumerate(getattr(transform, "transforms", [transform])):
+        if getattr(step, "generator", None) is not None:
+            generators[f"transform{index}_{type(step).__name__}"] = step.generator
+    for name, module in ([] if model is None else model.named_modules()):
+        if getattr(module, "generator", None) is not None:
+            generators[f"model.{name}".rstrip(".")] = module.generator
+    return generators
+
+
+def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None,
+        metrics: Mapping[str, Metric] | None = None, scheduler=None, run_dir=None,
+        rngs: Mapping[str, np.random.Generator] | None = None, resume: bool = False,
+        progress: bool = True) -> History:
+    """Train ``model`` until ``epochs`` epochs are complete; return the per-epoch ``History``.
+
+    After every epoch: validate (if ``val_loader``), step the ``scheduler`` (once per epoch, like
+    PyTorch's StepLR/CosineAnnealingLR), and, if ``run_dir`` is given, write into it
+    ``checkpoint.npz`` (model, optimizer, scheduler, epoch, the states of the generators in ``rngs``,
+    history), ``metrics.json`` (the history) and ``curves.png`` (loss and metrics, train vs val).
+
+    ``rngs`` names every generator the run draws from after setup (shuffling, augmentation,
+    dropout); their saved states are what makes a resumed run exact. The default,
+    ``training_generators(train_loader, model)``, finds them for minidl's own loader and layers.
+    ``resume=True`` loads ``run_dir/checkpoint.npz`` into the given (freshly built) objects and
+    continues from the epoch after the saved one.
+
+    A NaN or infinite loss stops training with NonFiniteLossError; the checkpoint on disk is then
+    still the one of the last complete epoch, and ``metrics.json`` says why the run stopped.
+    """
+    run_dir = None if run_dir is None else Path(run_dir)
+    if resume and run_dir is None:
+        raise ValueError("fit: resume=True needs the run_dir that holds the checkpoint")
+    rngs = training_generators(train_loader, model) if rngs is None else rngs
+    history, start_epoch = History(), 0
+    if resume:
+        saved = load_checkpoint(run_dir / CHECKPOINT_NAME, model, optimizer, scheduler, rngs=rngs)
+        history, start_epoch = History(saved.history), saved.epoch
+
+    for epoch in range(start_epoch + 1, epochs + 1):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            train = run_epoch(model, train_loader, loss_fn, metrics, optimizer,
+                              description=f"epoch {epoch}/{epochs} train", progress=progress)
+            val = {} if val_loader is None else evaluate(model, val_loader, loss_fn, metrics, progress,
+                                                          description=f"epoch {epoch}/{epochs} val")
+        except NonFiniteLossError as error:
+            _stop_on_non_finite_loss(error, run_dir, history, last_good_epoch=epoch - 1)
+        if scheduler is not None:
+            scheduler.step()
+        history.append(epoch=epoch, **_prefixed("train", train), **_prefixed("val", val),
+                       lr=lr, seconds=time.perf_counter() - started)
+        if progress:
+            tqdm.write(_summary(history, epochs))
+        if run_dir is not None:
+            save_checkpoint(run_dir / CHECKPOINT_NAME, model, optimizer, scheduler, epoch=epoch, rngs=rngs,
+                            history={name: np.asarray(values) for name, values in history.columns.items()})
+            save_json(run_dir / METRICS_NAME, {"status": "ok", "history": history.to_dict()})
+            plot_training_curves(history.to_dict(), run_dir / CURVES_NAME)
+    return history
+
+
+def _prefixed(phase: str, values: Mapping[str, float]) -> dict[str, float]:
+    return {f"{phase}_{name}": value for name, value in values.items()}
+
+
+def _summary(history: History, epochs: int) -> str:
+    """One line per epoch, e.g. ``epoch 2/5  train_loss 0.4123  val_loss 0.4410  lr 0.01  31.2 s``."""
+    numbers = "  ".join(f"{name} {values[-1]:.4g}" for name, values in history.columns.items()
+                        if name not in ("epoch", "seconds"))
+    return f"epoch {history['epoch'][-1]}/{epochs}  {numbers}  {history['seconds'][-1]:.1f} s"
+
+
+def _stop_on_non_finite_loss(error: NonFiniteLossError, run_dir: Path | None, history: History,
+                             last_good_epoch: int):
+    """Record why the run stopped and raise, pointing at the last good checkpoint."""
+    if run_dir is None:
+        where = "no checkpoint is written without a run_dir"
+    elif last_good_epoch == 0:
+        where = "no epoch completed, so there is no checkpoint"
+    else:
+        where = f"the last good checkpoint (end of epoch {last_good_epoch}) is kept at {run_dir / CHECKPOINT_NAME}"
+    message = f"fit: training stopped, {error}; {where}. Try a smaller learning rate or check the data."
+    if run_dir is not None:
+        save_json(run_dir / METRICS_NAME, {"status": "stopped", "reason": message, "history": history.to_dict()})
+    raise NonFiniteLossError(message) from error

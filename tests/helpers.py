@@ -1,0 +1,84 @@
+"""Shared test helpers: hypothesis strategies for shapes and data, a gradient check, a PyTorch parity check.
+
+Data are drawn on a grid (multiples of 0.01, shifted by ``offset``) so tests can keep them away
+from kinks and ties by construction instead of loosening tolerances: ``nonzero=True`` keeps
+|x| >= 0.01 (abs, relu, clamp at an off-grid bound), ``distinct=True`` makes every value unique
+(max), and two arrays with offsets 0 and 0.005 never tie (maximum). Central differences use
+eps = 1e-6, far smaller than any of these gaps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minidl import Tensor
+from minidl.gradcheck import gradcheck
+
+
+def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
+    """Array shapes, including size-1 and odd sides (small: gradcheck costs 2 forwards per element)."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4):
+    """Shapes that broadcast together, e.g. ((3, 1), (2, 1, 4)); ``.input_shapes`` holds them."""
+    return hnp.mutually_broadcastable_shapes(num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims,
+                                             max_side=max_side)
+
+
+@st.composite
+def arrays(draw, shape, low=-2.0, high=2.0, nonzero=False, distinct=False, offset=0.0, dtype=np.float64):
+    """A float array of ``shape`` with values ``offset + 0.01 k`` in [low, high] (see module docstring)."""
+    steps = st.integers(int(np.ceil((low - offset) * 100)), int(np.floor((high - offset) * 100)))
+    if nonzero:
+        steps = steps.filter(lambda k: k != 0)
+    grid = draw(hnp.arrays(np.int64, shape, elements=steps, unique=distinct))
+    return np.asarray(offset + grid / 100, dtype=dtype)
+
+
+def check_gradients(fn, inputs):
+    """``gradcheck`` (float64, random upstream gradient), then check that neither the inputs nor
+    the upstream gradient were modified by a forward and backward pass."""
+    gradcheck(fn, inputs)
+    leaves = [Tensor(x.copy(), requires_grad=True) if _is_float(x) else x for x in inputs]
+    out = fn(*leaves)
+    upstream = np.random.default_rng(1).standard_normal(out.shape)
+    upstream_before = upstream.copy()
+    out.backward(upstream)
+    for before, leaf in zip(inputs, leaves):
+        if isinstance(leaf, Tensor):
+            np.testing.assert_array_equal(leaf.data, before, err_msg="the op modified its input")
+    np.testing.assert_array_equal(upstream, upstream_before, err_msg="backward modified the upstream gradient")
+
+
+def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
+    """Run an op in minidl and in PyTorch on the same inputs and upstream gradient; compare the
+    outputs and the gradients of every float input (tinygrad's ``helper_test_op``).
+
+    inputs: NumPy arrays; float ones require grad. Tolerances default by dtype (float32 / float64).
+    Also checks that minidl returns outputs and gradients in the inputs' dtype.
+    """
+    import torch
+
+    dtype = next(x.dtype for x in inputs if _is_float(x))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-10
+    atol, rtol = atol if atol is not None else tolerance, rtol if rtol is not None else tolerance
+    ours = [Tensor(x, requires_grad=True) if _is_float(x) else x for x in inputs]
+    theirs = [torch.tensor(x, requires_grad=bool(_is_float(x))) for x in inputs]
+    out, expected = minidl_fn(*ours), torch_fn(*theirs)
+    assert out.dtype == dtype, f"output dtype {out.dtype}, inputs {dtype}"
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), atol=atol, rtol=rtol, err_msg="forward")
+
+    upstream = np.random.default_rng(seed).standard_normal(out.shape).astype(dtype)
+    out.backward(upstream)
+    expected.backward(torch.tensor(upstream))
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if isinstance(a, Tensor):
+            assert a.grad is not None and a.grad.dtype == dtype, f"input {i}: gradient {a.grad!r}"
+            np.testing.assert_allclose(a.grad, b.grad.numpy(), atol=atol, rtol=rtol, err_msg=f"grad of input {i}")
+
+
+def _is_float(x) -> bool:
+    return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)

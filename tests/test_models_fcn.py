@@ -1,0 +1,159 @@
+"""FCN-32s/16s/8s: the coordinate-map calculator (paper offsets), bilinear upsampling, staged init, shapes, errors."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minidl
+from minidl import Tensor, optim
+from minidl import functional as F
+from minidl.data import OxfordPets
+from models import FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
+from models.fcn import bilinear_upsampling
+from tests.helpers import check_gradients
+
+
+def rand(*shape, seed=0):
+    return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def paper_vgg16_maps():
+    """Image -> pool1..pool5 and -> score_fr maps of the paper's VGG16 (conv1_1 padded by 100, fc6 7x7 unpadded)."""
+    conv = CoordinateMap.of_conv
+    image_to, pools = CoordinateMap(), []
+    for stage, convs in enumerate((2, 2, 3, 3, 3)):
+        for i in range(convs):
+            image_to = image_to.then(conv(3, 1, 100 if stage == 0 and i == 0 else 1))
+        image_to = image_to.then(conv(2, 2, 0))
+        pools.append(image_to)
+    score_fr = image_to.then(conv(7, 1, 0)).then(conv(1)).then(conv(1))  # fc6, fc7, score_fr
+    return pools, score_fr
+
+
+def test_paper_offsets_from_the_layer_geometry():
+    up = CoordinateMap.of_transposed_conv
+    pools, score_fr = paper_vgg16_maps()
+    image = CoordinateMap()
+    # FCN-32s: upscore (64, stride 32) cropped to the image
+    assert crop_offset(score_fr.then(up(64, 32)), image) == 19
+    # FCN-16s: score_pool4 cropped to upscore2 (4, stride 2); upscore16 (32, stride 16) to the image
+    upscore2 = score_fr.then(up(4, 2))
+    assert (crop_offset(pools[3], upscore2), crop_offset(upscore2.then(up(32, 16)), image)) == (5, 27)
+    # FCN-8s: then score_pool3 cropped to upscore_pool4; upscore8 (16, stride 8) to the image
+    upscore_pool4 = upscore2.then(up(4, 2))
+    assert (crop_offset(pools[3], upscore2), crop_offset(pools[2], upscore_pool4),
+            crop_offset(upscore_pool4.then(up(16, 8)), image)) == (5, 9, 31)
+
+
+@pytest.mark.parametrize("cls, offsets", [(FCN32s, (19,)), (FCN16s, (5, 27)), (FCN8s, (5, 9, 31))])
+def test_models_compute_the_paper_offsets_from_their_own_layers(cls, offsets):
+    assert cls(base_channels=1, fc_channels=2, geometry="paper").crop_offsets == offsets
+    assert cls(base_channels=1, fc_channels=2).crop_offsets == (0,) * len(offsets)
+
+
+@settings(max_examples=30, deadline=None)
+@given(kernel=st.integers(1, 6), stride=st.integers(1, 4), padding=st.integers(0, 3))
+def test_coordinate_maps_match_real_convolutions(kernel, stride, padding):
+    """A conv's output pixel j reads input pixels centred on map^-1(j); a transposed conv spreads input
+    pixel i over output pixels centred on map(i); and the two maps are inverses of each other."""
+    conv_map = CoordinateMap.of_conv(kernel, stride, padding)
+    transposed_map = CoordinateMap.of_transposed_conv(kernel, stride, padding)
+    assert transposed_map == conv_map.inverse()
+    assert conv_map.then(conv_map.inverse()) == CoordinateMap()
+    size = 24
+    impulses = np.eye(size).reshape(size, 1, 1, size)  # batch item i: a 1 at input pixel i
+    ones = Tensor(np.ones((1, 1, 1, kernel)))
+    reads = F.conv2d(Tensor(impulses), ones, stride=(1, stride), padding=(0, padding)).data[:, 0, 0, :]
+    for j in range(reads.shape[1]):
+        window = np.flatnonzero(reads[:, j])  # input pixels that output j reads
+        if window.size == kernel:  # a window wholly inside the input (none of its taps in the padding)
+            assert conv_map.scale * Fraction(int(window.min() + window.max()), 2) + conv_map.shift == j
+    spread = F.conv_transpose2d(Tensor(impulses), ones, stride=(1, stride)).data[:, 0, 0, :]
+    for i in range(size):
+        lit = np.flatnonzero(spread[i])  # outputs before cropping `padding` from each side
+        assert Fraction(int(lit.min() + lit.max()), 2) - padding == transposed_map.scale * i + transposed_map.shift
+
+
+def test_crop_offset_rejects_maps_that_cannot_be_cropped():
+    with pytest.raises(ValueError, match="different scales"):
+        crop_offset(CoordinateMap.of_conv(2, 2), CoordinateMap())
+    with pytest.raises(ValueError, match="not a whole non-negative"):
+        crop_offset(CoordinateMap.of_conv(3, 1, 0), CoordinateMap())  # x_out = x_in - 1: output starts inside
+
+
+def test_aligned_bilinear_upsampling_is_bilinear_interpolation():
+    """Kernel 2f, stride f, padding f/2, one tent kernel per class = bilinear interpolation (align_corners=False)
+    everywhere but a border of f/2 pixels, where the transposed conv sees zeros beyond the edge."""
+    x = rand(2, 3, 5, 6)
+    for factor in (2, 8):
+        up = bilinear_upsampling(3, factor, "aligned")(x).data
+        expected = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False).data
+        inner = slice(factor, -factor)
+        np.testing.assert_allclose(up[..., inner, inner], expected[..., inner, inner], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [FCN32s, FCN16s, FCN8s])
+@pytest.mark.parametrize("geometry, shape", [("aligned", (2, 3, 64, 32)), ("paper", (1, 3, 45, 38))])
+def test_output_has_the_input_size(cls, geometry, shape):
+    model = cls(3, 3, base_channels=1, fc_channels=2, geometry=geometry)
+    assert model(rand(*shape)).shape == (shape[0], 3, *shape[2:])
+
+
+def test_staged_initialisation_copies_the_coarser_net_and_starts_skips_at_zero():
+    minidl.manual_seed(0)
+    fcn32 = FCN32s(base_channels=2, fc_channels=4)
+    fcn16 = FCN16s.from_fcn32s(fcn32)
+    fcn8 = FCN8s.from_fcn16s(fcn16)
+    state32, state16, state8 = fcn32.state_dict(), fcn16.state_dict(), fcn8.state_dict()
+    shared = [name for name in state32 if not name.startswith("upscore")]
+    assert shared and all(np.array_equal(state16[name], state32[name]) for name in shared)
+    assert all(np.array_equal(state8[name], state16[name]) for name in state16 if not name.startswith("upscore."))
+    assert not state16["score_pools.0.weight"].any() and not state8["score_pools.1.weight"].any()
+    # with zero skip scores, FCN-16s = x16 upsample(x2 upsample(score_fr)): nothing else enters
+    x = rand(1, 3, 64, 64)
+    fcn16.eval()
+    with minidl.no_grad():
+        pooled = x
+        for stage in fcn16.stages:
+            pooled = stage(pooled)
+        scores = fcn16.score_fr(fcn16.fc7(fcn16.fc6(pooled)))
+        np.testing.assert_allclose(fcn16(x).data, fcn16.upscore(fcn16.upscore2[0](scores)).data, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_the_skip_fusion_float64():
+    minidl.manual_seed(0)
+    model = FCN8s(1, 2, base_channels=1, fc_channels=2, dropout=0.0).double()
+    for score in model.score_pools:  # non-zero skips, so the gradient check covers the fusion
+        score.weight.data[...] = np.random.default_rng(1).standard_normal(score.weight.shape)
+    check_gradients(model, [np.random.default_rng(2).standard_normal((2, 1, 32, 32))])
+
+
+def test_fcn8s_learns_one_real_image():
+    pets = OxfordPets(split="trainval")
+    x, mask = Tensor(pets.images[2:3, :, ::2, ::2].copy()), pets.targets[2:3, ::2, ::2].copy()
+    minidl.manual_seed(0)
+    model = FCN8s(3, 2, base_channels=4, fc_channels=8, dropout=0.0)
+    optimizer = optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), mask)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="FCN8s: input height/width 70 does not work: .*multiples of the total "
+                                         "stride 32.*near 70: 64, 96"):
+        FCN8s(base_channels=1, fc_channels=2)(rand(1, 3, 64, 70))
+    with pytest.raises(ValueError, match=r"FCN32s: expected input of shape \(N, 3, H, W\)"):
+        FCN32s(base_channels=1, fc_channels=2)(rand(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        FCN16s(num_classes=1)
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        FCN16s(geometry="same")

@@ -1,0 +1,115 @@
+"""UNet: shapes of every step, the paper's 572 -> 388 geometry, gradients, learning, errors."""
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import Tensor, optim
+from minidl import functional as F
+from minidl.data import OxfordPets
+from models import UNet
+from models.unet import Decoder, DecoderBlock, Encoder, EncoderBlock, bottleneck, conv2d_block
+from tests.helpers import check_gradients
+
+
+def rand(*shape, seed=0, dtype=np.float32):
+    return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+
+
+def test_each_step_maps_the_documented_shapes():
+    c = 2
+    x = rand(2, 3, 32, 48)
+    assert conv2d_block(3, c)(x).shape == (2, c, 32, 48)
+    assert conv2d_block(3, c, padding="valid")(x).shape == (2, c, 28, 44)
+    skip, down = EncoderBlock(3, c)(x)
+    assert skip.shape == (2, c, 32, 48) and down.shape == (2, c, 16, 24)
+    deepest, skips = Encoder(3, c, depth=3)(x)
+    assert deepest.shape == (2, 4 * c, 4, 6)
+    assert [s.shape for s in skips] == [(2, c, 32, 48), (2, 2 * c, 16, 24), (2, 4 * c, 8, 12)]
+    bottom = bottleneck(4 * c)(deepest)
+    assert bottom.shape == (2, 8 * c, 4, 6)
+    assert DecoderBlock(8 * c, 4 * c, 4 * c)(bottom, skips[-1]).shape == (2, 4 * c, 8, 12)
+    assert Decoder(c, depth=3)(bottom, skips).shape == (2, c, 32, 48)
+    assert UNet(3, 5, base_channels=c, depth=3)(x).shape == (2, 5, 32, 48)
+
+
+def test_paper_geometry_572_gives_388():
+    assert UNet.paper().output_size(572) == 388
+    # the same walk with a tiny-channel forward pass: crops are computed from the tensors' shapes
+    model = UNet(1, 2, base_channels=1, depth=4, padding="valid", dropout=0.0)
+    assert model.output_size(572) == 388
+    assert model(rand(1, 1, 572, 572)).shape == (1, 2, 388, 388)
+
+
+def test_valid_decoder_block_centre_crops_the_skip():
+    block = DecoderBlock(2, 1, 1, padding="valid", dropout=0.0)
+    skip = rand(1, 1, 9, 9, seed=1)
+    up = block.up(rand(1, 2, 3, 3))
+    assert up.shape == (1, 1, 6, 6)
+    kept = F.center_crop(skip, (6, 6)).data
+    np.testing.assert_array_equal(kept, skip.data[:, :, 2:8, 2:8])  # (9 - 6) / 2 = 1.5 rounds to 2
+    assert block(rand(1, 2, 3, 3), skip).shape == (1, 1, 2, 2)
+
+
+def test_gradients_of_a_valid_decoder_block_float64():
+    minidl.manual_seed(0)
+    block = DecoderBlock(2, 1, 2, padding="valid", dropout=0.0).double()
+    x = np.random.default_rng(1).standard_normal((2, 2, 3, 3))
+    skip = np.random.default_rng(2).standard_normal((2, 1, 8, 7))
+    check_gradients(lambda x, s: block(x, s), [x, skip])
+
+
+def test_gradients_of_a_whole_tiny_unet_float64():
+    minidl.manual_seed(0)
+    model = UNet(1, 3, base_channels=1, depth=1, dropout=0.0).double()
+    check_gradients(model, [np.random.default_rng(3).standard_normal((2, 1, 4, 6))])
+
+
+def test_conv_flops_counts_every_multiply_add():
+    model = UNet(1, 2, base_channels=1, depth=1)
+    # 4x4 input: conv 1->1 (x2) at 4x4, bottleneck 1->2, 2->2 at 2x2, up-conv 2->1 (k 2) from 2x2,
+    # decoder conv 2->1, 1->1 at 4x4, classifier 1x1 1->2 at 4x4; 2 FLOPs per multiply-add
+    expected = 2 * (9 * 16 + 9 * 16 + 9 * 2 * 4 + 9 * 4 * 4 + 4 * 2 * 4 + 9 * 2 * 16 + 9 * 16 + 2 * 16)
+    assert model.conv_flops(4, 4) == expected
+
+
+def test_overfits_one_real_image():
+    pets = OxfordPets(split="trainval")
+    x = Tensor(pets.images[:1, :, ::4, ::4].copy())  # one photo at 16x16
+    mask = pets.targets[:1, ::4, ::4].copy()
+    minidl.manual_seed(0)
+    model = UNet(3, 2, base_channels=4, depth=2, dropout=0.0)
+    optimizer = optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), mask)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+    model.eval()
+    assert (model(x).data.argmax(axis=1) == mask).mean() > 0.95
+
+
+@pytest.mark.parametrize("size, nearest", [(65, "48, 80"), (40, "32, 48")])
+def test_same_padding_rejects_sizes_that_are_not_multiples_of_2_to_the_depth(size, nearest):
+    model = UNet(3, 2, base_channels=1, depth=4)
+    with pytest.raises(ValueError, match=f"UNet: input height/width {size} .*multiples of 2\\*\\*depth = 16.*"
+                                         f"near {size}: {nearest}"):
+        model(rand(1, 3, 64, size))
+
+
+def test_valid_padding_error_names_the_nearest_working_sizes():
+    model = UNet.paper()
+    with pytest.raises(ValueError, match="near 570: 556, 572"):
+        model.output_size(570)
+
+
+def test_errors_for_channels_classes_and_padding():
+    with pytest.raises(ValueError, match=r"UNet: expected input of shape \(N, 3, H, W\).*got shape \(1, 1, 16, 16\)"):
+        UNet(3, 2, base_channels=1, depth=2)(rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        UNet(3, 1)
+    with pytest.raises(ValueError, match="padding must be one of"):
+        UNet(padding="full")

@@ -1,0 +1,126 @@
+"""Batch normalisation: F.batch_norm gradients and closed forms, BatchNorm2d running statistics against PyTorch."""
+
+import numpy as np
+import pytest
+from helpers import arrays, check_gradients
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minidl.functional as F
+import minidl.nn as nn
+from minidl import Tensor
+
+TORCH_REASON = "PyTorch is the reference for BatchNorm2d parity"
+SETTINGS = settings(max_examples=20, deadline=None)
+
+
+@st.composite
+def batch_norm_inputs(draw, min_dims=2, max_dims=4):
+    """x (N, C, *) with at least 2 values per channel, and (C,) weight and bias."""
+    ndim = draw(st.integers(min_dims, max_dims))
+    channels = draw(st.integers(1, 3))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), min_size=ndim - 2, max_size=ndim - 2)))
+    batch = draw(st.integers(2 if not spatial or np.prod(spatial) == 1 else 1, 3))
+    x = draw(arrays((batch, channels) + spatial, distinct=True))  # distinct: no zero-variance channel
+    weight = draw(arrays((channels,), low=0.5, high=2.0))
+    bias = draw(arrays((channels,)))
+    return x, weight, bias
+
+
+@SETTINGS
+@given(inputs=batch_norm_inputs())
+def test_batch_norm_training_gradients_wrt_input_weight_and_bias(inputs):
+    check_gradients(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), list(inputs))
+
+
+@SETTINGS
+@given(inputs=batch_norm_inputs(), data=st.data())
+def test_batch_norm_eval_gradients_use_running_statistics(inputs, data):
+    x, weight, bias = inputs
+    channels = x.shape[1]
+    mean = data.draw(arrays((channels,)))
+    var = data.draw(arrays((channels,), low=0.1, high=2.0))
+    check_gradients(lambda x, w, b: F.batch_norm(x, mean, var, w, b, training=False), [x, weight, bias])
+    y = F.batch_norm(Tensor(x), mean, var, weight, bias).data
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    expected = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + 1e-5) * weight.reshape(shape)
+    np.testing.assert_allclose(y, expected + bias.reshape(shape), rtol=1e-12, atol=1e-12)
+
+
+@SETTINGS
+@given(inputs=batch_norm_inputs())
+def test_batch_norm_without_affine_gradients(inputs):
+    check_gradients(lambda x: F.batch_norm(x, None, None, training=True), [inputs[0]])
+
+
+@SETTINGS
+@given(inputs=batch_norm_inputs(min_dims=4))
+def test_training_output_is_standardised_per_channel(inputs):
+    """Closed form: per channel, mean(y) = bias and var(y) = weight^2 * var / (var + eps)."""
+    x, weight, bias = inputs
+    y = F.batch_norm(Tensor(x), None, None, weight, bias, training=True).data
+    var = x.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), bias, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), weight ** 2 * var / (var + 1e-5), rtol=1e-10)
+
+
+def test_running_statistics_update_in_place_with_unbiased_variance():
+    x = np.random.default_rng(0).standard_normal((4, 2, 3, 5))
+    running_mean, running_var = np.full(2, 0.5), np.full(2, 2.0)
+    F.batch_norm(Tensor(x), running_mean, running_var, training=True, momentum=0.3)
+    count = 4 * 3 * 5
+    np.testing.assert_allclose(running_mean, 0.7 * 0.5 + 0.3 * x.mean(axis=(0, 2, 3)), rtol=1e-14)
+    unbiased = x.var(axis=(0, 2, 3)) * count / (count - 1)
+    np.testing.assert_allclose(running_var, 0.7 * 2.0 + 0.3 * unbiased, rtol=1e-14)
+
+
+def test_float32_stays_float32():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32), requires_grad=True)
+    layer = nn.BatchNorm2d(3)
+    y = layer(x)
+    y.backward(np.ones(y.shape, dtype=np.float32))
+    assert y.dtype == x.grad.dtype == layer.weight.grad.dtype == layer.running_var.dtype == np.float32
+
+
+def test_batch_norm_errors_name_the_problem():
+    x = Tensor(np.ones((2, 3, 4, 4)))
+    with pytest.raises(ValueError, match=r"batch_norm: weight must have shape \(3,\) for input \(2, 3, 4, 4\), got \(2,\)"):
+        F.batch_norm(x, None, None, np.ones(2), training=True)
+    with pytest.raises(ValueError, match="eval mode .* needs running_mean and running_var"):
+        F.batch_norm(x, None, None)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        F.batch_norm(Tensor(np.ones((1, 3, 1, 1))), None, None, training=True)
+    with pytest.raises(ValueError, match=r"BatchNorm2d: input must be \(N, 4, H, W\), got shape \(2, 3, 4, 4\)"):
+        nn.BatchNorm2d(4)(x)
+    with pytest.raises(ValueError, match="weight has dtype float32 but input has float64"):
+        nn.BatchNorm2d(3)(x)
+
+
+@pytest.mark.parametrize("options", [{}, {"momentum": None}, {"affine": False}, {"bias": False},
+                                     {"track_running_stats": False}, {"momentum": 0.5, "eps": 1e-3}])
+def test_batch_norm2d_matches_pytorch_over_training_steps_and_eval(options):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    rng = np.random.default_rng(0)
+    ours, theirs = nn.BatchNorm2d(3, **options).double(), torch.nn.BatchNorm2d(3, **options).double()
+    if ours.weight is not None:
+        ours.weight.data[...] = rng.uniform(0.5, 2.0, 3)
+        theirs.weight.data = torch.tensor(ours.weight.data)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 5, 6)) * 3 + 1
+        upstream = rng.standard_normal(x.shape)
+        x_ours, x_theirs = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y_ours, y_theirs = ours(x_ours), theirs(x_theirs)
+        y_ours.backward(upstream)
+        y_theirs.backward(torch.tensor(upstream))
+        np.testing.assert_allclose(y_ours.data, y_theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(x_ours.grad, x_theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+        for name, param in ours.named_parameters():
+            np.testing.assert_allclose(param.grad, getattr(theirs, name).grad.numpy(), rtol=1e-10, atol=1e-12)
+            param.grad = getattr(theirs, name).grad = None
+    their_state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    assert list(ours.state_dict()) == list(their_state)
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, their_state[name], rtol=1e-12)
+    x = rng.standard_normal((2, 3, 4, 4))
+    np.testing.assert_allclose(ours.eval()(Tensor(x)).data, theirs.eval()(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
