@@ -6,6 +6,7 @@ and a public function that validates its arguments. This file only lists them.
 
 from .ops.activation import log_softmax, softmax
 from .ops.adaptive_pooling import adaptive_avg_pool2d
+from .ops.conv import conv2d, conv_transpose2d
 from .ops.dropout import dropout, dropout2d
 from .ops.elementwise import (abs, add, cast, clamp, div, exp, log, maximum, mul, neg, pow, relu, sigmoid,
                               sqrt, sub, tanh, where)

@@ -96,7 +96,10 @@ def frequency_weighted_iou(confusion: np.ndarray) -> float:
 
 
 def dice_per_class(confusion: np.ndarray) -> np.ndarray:
-    """Dice_i = 2 n_ii / (t_i + p_i) = 2 IoU_i / (1 + IoU_i), shape (K,) float64; nan if neither present nor predicted."""
+    """Dice_i = 2 n_ii / (t_i + p_i) = 2 IoU_i / (1 + IoU_i), shape (K,) float64.
+
+    nan for a class neither present nor predicted.
+    """
     confusion = _square(confusion)
     return _ratio(2 * np.diag(confusion), confusion.sum(axis=1) + confusion.sum(axis=0))
 

@@ -17,7 +17,6 @@ The op catalogue (add, conv2d, softmax, ...) lives in ``minidl.ops`` and is list
 from __future__ import annotations
 
 import contextlib
-import numbers
 
 import numpy as np
 
@@ -247,10 +246,12 @@ class Function:
     ``backward(self, g) -> tuple``: given g = dL/dy, return dL/dx for each array input
     (``None`` where no gradient flows, e.g. integer indices).
 
-    Call an op with ``MyOp.apply(*inputs, **options)``: inputs may be Tensors, arrays, numbers or
-    None (an absent optional input such as a bias); options are non-differentiable settings.
+    Call an op with ``MyOp.apply(*inputs, **options)``: inputs may be Tensors, arrays, numbers
+    (made Tensors, so 2.0 is float32) or None (an absent optional input such as a bias); options
+    are non-differentiable settings. Float inputs must share one dtype: nothing is silently upcast.
     ``self.needs_input_grad[i]`` (set before forward) says whether input i wants a gradient, so
-    an op can skip work: backward may return None for inputs that do not.
+    an op can skip work: backward may return None for inputs that do not. Every gradient must
+    have its input's shape and dtype (``run_backward`` checks).
     """
 
     parents: list | None

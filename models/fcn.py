@@ -23,7 +23,9 @@ here, "aligned", pads every conv to keep its size and pads each transposed conv 
 every map lines up with the image, all offsets come out 0, and H and W must be multiples of 32.
 
 The encoder is VGG16's layout (13 convs in 5 stages) at ``base_channels`` (64 in VGG16), with batch
-norm after each conv so that it trains from scratch on a CPU (the paper fine-tuned ImageNet weights).
+norm after each of its convs so that it trains from scratch on a CPU (the paper fine-tuned ImageNet
+weights); fc6 and fc7 are conv -> ReLU -> dropout as in the paper (their maps can be 1x1, where a
+batch norm would have a single value per channel).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from fractions import Fraction
 from minidl import functional as F
 from minidl import nn
 
-from .segmenter import VGG16_STAGES, Segmenter, conv_bn_relu, conv_stage
+from .segmenter import VGG16_STAGES, Segmenter, conv_stage
 
 GEOMETRIES = ("aligned", "paper")
 
@@ -172,9 +174,9 @@ class FCN(Segmenter):
             nn.Sequential(conv_stage(c_in, c_out, convs, first_padding=None if aligned or i else 100),
                           nn.MaxPool2d(2))
             for i, (c_in, c_out, (_, convs)) in enumerate(zip([in_channels, *widths[:-1]], widths, VGG16_STAGES)))
-        self.fc6 = nn.Sequential(*conv_bn_relu(widths[4], fc_channels, 7, padding=3 if aligned else 0),
+        self.fc6 = nn.Sequential(nn.Conv2d(widths[4], fc_channels, 7, padding=3 if aligned else 0), nn.ReLU(),
                                  nn.Dropout(dropout))
-        self.fc7 = nn.Sequential(*conv_bn_relu(fc_channels, fc_channels, 1, padding=0), nn.Dropout(dropout))
+        self.fc7 = nn.Sequential(nn.Conv2d(fc_channels, fc_channels, 1), nn.ReLU(), nn.Dropout(dropout))
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         # Skips, coarse to fine: pool4 (stage 3) then pool3 (stage 2); scores start at zero.
         self.skip_stages = [3, 2][: self.skips]
@@ -202,12 +204,21 @@ class FCN(Segmenter):
 
     def forward(self, x):
         self.check_input(x)
-        size = x.shape[2:]
+        return self.decode(*self.encode(x), x.shape[2:])
+
+    def encode(self, x):
+        """(N, in_channels, H, W) -> (class scores at stride 32, [pool1, ..., pool5] feature maps)."""
         pooled = []
         for stage in self.stages:
             x = stage(x)
             pooled.append(x)
-        scores = self.score_fr(self.fc7(self.fc6(x)))
+        return self.score_fr(self.fc7(self.fc6(x))), pooled
+
+    def decode(self, scores, pooled, size):
+        """Fuse the scores with the skip scores (coarse to fine), upsample to the image, crop to ``size`` (H, W).
+
+        Per skip: scores <- upscore2(scores) + crop(score_pool(pool_k)), then logits = crop(upscore(scores)).
+        """
         for stage, score_pool, upsample, offset in zip(self.skip_stages, self.score_pools, self.upscore2,
                                                        self.crop_offsets):
             up = upsample(scores)

@@ -18,13 +18,13 @@ from minidl import nn
 from minidl.tensor import Tensor, no_grad
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1) -> list:
-    """conv (no bias: the batch norm right after it removes the channel mean) -> batch norm -> ReLU.
+def conv_bn_relu(in_channels: int, out_channels: int, padding: int = 1) -> list:
+    """3x3 conv (no bias: the batch norm right after it removes the channel mean) -> batch norm -> ReLU.
 
-    (N, in_channels, H, W) -> (N, out_channels, H + 2 * padding - kernel_size + 1, same for W).
-    Returned as a list of three modules so stages can be flat ``nn.Sequential`` s.
+    (N, in_channels, H, W) -> (N, out_channels, H + 2 * padding - 2, W + 2 * padding - 2).
+    Returned as a list of three modules so that a stage is one flat ``nn.Sequential``.
     """
-    return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),
+    return [nn.Conv2d(in_channels, out_channels, 3, padding=padding, bias=False),
             nn.BatchNorm2d(out_channels), nn.ReLU()]
 
 

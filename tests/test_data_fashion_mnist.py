@@ -127,7 +127,8 @@ def test_bundled_subset(train, per_class):
     assert dataset.targets.dtype == np.int64
     np.testing.assert_array_equal(np.bincount(dataset.targets, minlength=10), np.full(10, per_class))
     assert len(dataset.classes) == 10
-    assert (SAMPLES / "LICENSE-fashion-mnist").read_text().startswith("The MIT License (MIT) Copyright © 2017 Zalando SE")
+    licence = (SAMPLES / "LICENSE-fashion-mnist").read_text()
+    assert licence.startswith("The MIT License (MIT) Copyright © 2017 Zalando SE")
     assert "Xiao" in (SAMPLES / "README.md").read_text()
 
 

@@ -74,7 +74,8 @@ def test_seeded_shuffle_is_reproducible_and_changes_per_epoch():
 def test_generic_dataset_batches_like_array_dataset():
     arrays = numbered(9)
     listed = ListDataset([arrays[i] for i in range(9)])
-    for (x1, y1), (x2, y2) in zip(DataLoader(arrays, 4, shuffle=True, seed=5), DataLoader(listed, 4, shuffle=True, seed=5)):
+    loaders = DataLoader(arrays, 4, shuffle=True, seed=5), DataLoader(listed, 4, shuffle=True, seed=5)
+    for (x1, y1), (x2, y2) in zip(*loaders):
         np.testing.assert_array_equal(x1.data, x2.data)
         np.testing.assert_array_equal(y1, y2)
 

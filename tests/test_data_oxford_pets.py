@@ -51,6 +51,7 @@ def test_reads_official_layout(pets):
     dataset = OxfordPets(pets, split="trainval", size=8)
     assert dataset.names == ["boxer_4", "Abyssinian_1"]
     assert dataset.images.shape == (2, 3, 8, 8) and dataset.images.dtype == np.float32
+    assert dataset.images.flags.c_contiguous
     assert dataset.targets.shape == (2, 8, 8) and dataset.targets.dtype == np.int64
     assert dataset.trimaps.dtype == np.uint8
     np.testing.assert_array_equal(dataset.trimaps, np.stack([TRIMAP_8, TRIMAP_8]))

@@ -210,7 +210,8 @@ def test_top_k_errors():
     logits, target = np.zeros((2, 3), np.float32), np.array([0, 1])
     with pytest.raises(ValueError, match=r"k must be in 1\.\.3 \(the number of classes\), got 4"):
         top_k_accuracy(logits, target, k=4)
-    with pytest.raises(ValueError, match=r"expected logits \(N, C\) and target \(N,\), got logits \(2, 3\) and target \(3,\)"):
+    with pytest.raises(ValueError, match=r"expected logits \(N, C\) and target \(N,\), "
+                                         r"got logits \(2, 3\) and target \(3,\)"):
         top_k_accuracy(logits, np.array([0, 1, 2]), k=1)
     with pytest.raises(ValueError, match=r"target must lie in 0\.\.2, got values 0\.\.3"):
         top_k_accuracy(logits, np.array([0, 3]), k=1)

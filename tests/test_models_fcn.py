@@ -123,12 +123,24 @@ def test_staged_initialisation_copies_the_coarser_net_and_starts_skips_at_zero()
         np.testing.assert_allclose(fcn16(x).data, fcn16.upscore(fcn16.upscore2[0](scores)).data, rtol=1e-5, atol=1e-6)
 
 
-def test_gradients_of_the_skip_fusion_float64():
+def test_gradients_of_the_skip_fusion_and_crops_float64():
+    """decode() of FCN-8s in the paper geometry: x2 upsample, crop pool4's scores at 5, add, x2, crop
+    pool3's scores at 9, add, x8, crop the image at 31. Maps as small as the crops allow (pool4 needs
+    5 + 4 = 9 pixels, pool3 9 + 10 = 19) for a 40x40 image."""
     minidl.manual_seed(0)
-    model = FCN8s(1, 2, base_channels=1, fc_channels=2, dropout=0.0).double()
-    for score in model.score_pools:  # non-zero skips, so the gradient check covers the fusion
+    model = FCN8s(1, 2, base_channels=1, fc_channels=2, geometry="paper").double()
+    for score in model.score_pools:  # non-zero skip scores, so the check covers the fusion
         score.weight.data[...] = np.random.default_rng(1).standard_normal(score.weight.shape)
-    check_gradients(model, [np.random.default_rng(2).standard_normal((2, 1, 32, 32))])
+    model.eval()
+    with minidl.no_grad():
+        scores, pooled = model.encode(Tensor(np.zeros((1, 1, 40, 40))))
+    assert scores.shape[2:] == (1, 1) and pooled[3].shape[2:] == (14, 14) and pooled[2].shape[2:] == (29, 29)
+    rng = np.random.default_rng(2)
+    pool3 = Tensor(rng.standard_normal(pooled[2].shape[:2] + (19, 19)))  # fixed: the same code path as pool4
+    inputs = [rng.standard_normal(scores.shape), rng.standard_normal((1, 1, 9, 9))]
+    channels = pooled[3].shape[1]  # pool4 = one checked plane repeated over its channels, for speed
+    check_gradients(lambda s, p4: model.decode(s, [None, None, pool3, F.cat([p4] * channels, dim=1)], (40, 40)),
+                    inputs)
 
 
 def test_fcn8s_learns_one_real_image():

@@ -84,7 +84,8 @@ def test_float32_stays_float32():
 
 def test_batch_norm_errors_name_the_problem():
     x = Tensor(np.ones((2, 3, 4, 4)))
-    with pytest.raises(ValueError, match=r"batch_norm: weight must have shape \(3,\) for input \(2, 3, 4, 4\), got \(2,\)"):
+    with pytest.raises(ValueError, match=r"batch_norm: weight must have shape \(3,\) for input \(2, 3, 4, 4\), "
+                                         r"got \(2,\)"):
         F.batch_norm(x, None, None, np.ones(2), training=True)
     with pytest.raises(ValueError, match="eval mode .* needs running_mean and running_var"):
         F.batch_norm(x, None, None)

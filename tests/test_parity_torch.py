@@ -6,7 +6,8 @@ from helpers import check_op
 
 import minidl.functional as F
 
-torch = pytest.importorskip("torch", reason="optional torch extra not installed: parity tests need `pip install -e .[torch]`")
+torch = pytest.importorskip(
+    "torch", reason="optional torch extra not installed: parity tests need `pip install -e .[torch]`")
 
 RNG = np.random.default_rng(0)
 

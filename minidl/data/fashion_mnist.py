@@ -109,9 +109,11 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if found is not None and found != magic:
         kind = {IMAGE_MAGIC: "image", LABEL_MAGIC: "label"}.get(magic, "IDX")
-        raise ValueError(f"read_idx: {path} has magic number {found}, expected {magic} (an IDX {kind} file); wrong file?")
+        raise ValueError(f"read_idx: {path} has magic number {found}, expected {magic} "
+                         f"(an IDX {kind} file); wrong file?")
     if len(raw) < header_bytes:
-        raise ValueError(f"read_idx: {path} has {len(raw)} bytes, fewer than its {header_bytes}-byte header (truncated?)")
+        raise ValueError(f"read_idx: {path} has {len(raw)} bytes, fewer than its {header_bytes}-byte header "
+                         f"(truncated?)")
     sizes = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = header_bytes + int(np.prod(sizes))
     if len(raw) != expected:

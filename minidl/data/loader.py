@@ -17,8 +17,8 @@ class DataLoader:
     in order, or in a fresh random order per epoch when ``shuffle=True``. The last batch is smaller
     when ``batch_size`` does not divide ``len(dataset)``, or left out when ``drop_last=True``.
 
-    seed: an int or a ``np.random.Generator`` for the shuffling; the same seed gives the same
-      sequence of epoch orders. Random transforms carry their own seed (see ``transforms``).
+    seed: an int or a ``np.random.Generator`` for the shuffling, kept as ``loader.generator``; the
+      same seed gives the same sequence of epoch orders. Random transforms carry their own seed.
     transform: called on each batch as ``transform(images, targets) -> (images, targets)`` with
       NumPy arrays, before images become a Tensor (e.g. ``RandomHorizontalFlip``, ``Normalize``).
 

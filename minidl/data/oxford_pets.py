@@ -47,9 +47,9 @@ HOW_TO_GET = (
 
 # target name -> (lookup table from trimap code 0..3 to class index, class names); code 0 never occurs
 MASK_TARGETS = {
-    "pet": (np.array([IGNORE_INDEX, 1, 0, 1]), ["background", "pet"]),
-    "pet_ignore_border": (np.array([IGNORE_INDEX, 1, 0, IGNORE_INDEX]), ["background", "pet"]),
-    "three_class": (np.array([IGNORE_INDEX, 1, 0, 2]), ["background", "pet", "border"]),
+    "pet": (np.array([IGNORE_INDEX, 1, 0, 1], np.int64), ["background", "pet"]),
+    "pet_ignore_border": (np.array([IGNORE_INDEX, 1, 0, IGNORE_INDEX], np.int64), ["background", "pet"]),
+    "three_class": (np.array([IGNORE_INDEX, 1, 0, 2], np.int64), ["background", "pet", "border"]),
 }
 SPECIES = ["cat", "dog"]
 TARGETS = (*MASK_TARGETS, "species")
@@ -104,7 +104,7 @@ class OxfordPets(ArrayDataset):
             table, classes = MASK_TARGETS[target]
             targets = table[trimaps]
         self.classes = list(classes)
-        super().__init__(pixels.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255), targets)
+        super().__init__(pixels.transpose(0, 3, 1, 2).astype(np.float32, order="C") / np.float32(255), targets)
         self.source = "bundled sample" if root is None else str(root)
         self.split, self.size, self.target = split, size, target
 

@@ -2,7 +2,8 @@
 
 They work on whole NumPy batches (images ``(N, C, H, W)``, targets ``(N,)`` labels or
 ``(N, H, W)`` masks), never modify their inputs, and keep the images' dtype. A random transform
-owns its ``np.random.Generator`` (``seed=``), so a run is reproducible without global state.
+owns its ``np.random.Generator`` (``seed=``, kept as ``.generator``), so a run is reproducible
+without global state.
 Pixel scaling to float32 [0, 1] already happens in the datasets, and the DataLoader makes the
 image Tensor, so no ToTensor step is needed.
 """

@@ -30,10 +30,7 @@ class _ConvNd(Module):
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.padding, self.dilation, self.output_padding = _pair(padding), _pair(dilation), _pair(output_padding)
         self.weight = Parameter(np.empty(weight_shape + self.kernel_size, dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None)
         init.default_layer_init_(self.weight, self.bias)
 
     def extra_repr(self) -> str:

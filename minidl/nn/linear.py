@@ -20,10 +20,7 @@ class Linear(Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter("bias", Parameter(np.empty(out_features, dtype=np.float32)) if bias else None)
         init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:

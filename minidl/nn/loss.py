@@ -6,17 +6,14 @@ Class weights are registered as buffers, so they follow ``.double()`` and appear
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import functional as F
 from ..tensor import Tensor
 from .module import Module
 
 
 def _as_buffer(value) -> Tensor | None:
-    if value is None or isinstance(value, Tensor):
-        return value
-    return Tensor(np.asarray(value, dtype=np.float32))
+    """None, or a Tensor (lists become float32, arrays keep their dtype)."""
+    return value if value is None or isinstance(value, Tensor) else Tensor(value)
 
 
 class CrossEntropyLoss(Module):

@@ -131,7 +131,7 @@ class Module:
     def _check_new_name(self, name: str, kind: str) -> None:
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(f"{type(self).__name__}: {kind} name must be a non-empty string without '.', got {name!r}")
-        if name in self.__dict__ or (hasattr(type(self), name)):
+        if name in self.__dict__ or hasattr(type(self), name):
             raise ValueError(f"{type(self).__name__}: attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
@@ -156,6 +156,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: '{name}' must be a Module or None, got {type(module).__name__}")
         self._check_new_name(name, "module")
+        self._forget(name)
         self._modules[name] = module
 
     # ----------------------------------------------------------------- traversal
@@ -304,38 +305,49 @@ class Module:
         depth); a row's parameter count includes its children.
         """
         named = list(self.named_modules())
-        output_shapes = {id(module): [] for _, module in named}
-        handles = [module.register_forward_hook(
-            lambda module, inputs, output: output_shapes[id(module)].append(_shape_text(output)))
-            for _, module in named]
-        modes = [(module, module.training) for _, module in named]
-        try:
-            self.eval()
-            with no_grad():
-                output = self(Tensor(np.zeros(input_shape, dtype=dtype)))
-        finally:
-            for handle in handles:
-                handle.remove()
-            for module, mode in modes:
-                module.training = mode
-
-        rows = []
+        output_shapes, output = self._trace_output_shapes(Tensor(np.zeros(input_shape, dtype=dtype)))
+        rows = [("Layer (type)", "Output shape", "Param #")]
         for name, module in named[1:]:
-            shapes = output_shapes[id(module)]
+            shapes = output_shapes.get(id(module), [])
             shape = "-" if not shapes else shapes[0] if len(shapes) == 1 else f"{shapes[0]} ({len(shapes)} calls)"
             count = sum(param.size for param in module.parameters())
             rows.append(("  " * name.count(".") + f"{name} ({type(module).__name__})", shape, f"{count:,}"))
-        header = ("Layer (type)", "Output shape", "Param #")
-        widths = [max(len(row[i]) for row in rows + [header]) for i in range(3)]
-        line = lambda row: f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}"
-        rule = "-" * len(line(header))
         total = sum(param.size for param in self.parameters())
         trainable = sum(param.size for param in self.parameters() if param.requires_grad)
-        text = "\n".join([f"{type(self).__name__} summary", rule, line(header), rule, *map(line, rows), rule,
-                          f"Input shape: {tuple(input_shape)}", f"Output shape: {_shape_text(output)}",
-                          f"Total params: {total:,}", f"Trainable params: {trainable:,}"])
+        text = "\n".join([f"{type(self).__name__} summary", *_table(rows), f"Input shape: {tuple(input_shape)}",
+                          f"Output shape: {_shape_text(output)}", f"Total params: {total:,}",
+                          f"Trainable params: {trainable:,}"])
         print(text)
         return text
+
+    def _trace_output_shapes(self, input: Tensor) -> tuple:
+        """Run forward once (eval mode, no graph) and record each module's output shapes, by id."""
+        output_shapes = {}
+
+        def record(module, inputs, output):
+            output_shapes.setdefault(id(module), []).append(_shape_text(output))
+
+        modules = list(self.modules())
+        handles = [module.register_forward_hook(record) for module in modules]
+        modes = [module.training for module in modules]
+        try:
+            self.eval()
+            with no_grad():
+                output = self(input)
+        finally:
+            for module, handle, mode in zip(modules, handles, modes):
+                handle.remove()
+                module.training = mode
+        return output_shapes, output
+
+
+def _table(rows: list) -> list:
+    """Lines of a text table: the first row is the header; the last column is right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(width) if i == len(row) - 1 else cell.ljust(width)
+                       for i, (cell, width) in enumerate(zip(row, widths))) for row in rows]
+    rule = "-" * len(lines[0])
+    return [rule, lines[0], rule, *lines[1:], rule]
 
 
 def _shape_text(output) -> str:

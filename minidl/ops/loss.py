@@ -135,8 +135,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, *, redu
                                      pos_weight=None) -> Tensor:
     """Binary cross-entropy on logits, as PyTorch (numerically stable; see the Function above).
 
-    input: logits of any shape; target: same shape, values in [0, 1] (integer or bool masks are
-    converted to input's dtype); weight: broadcastable to input, rescales each element;
+    input: logits of any shape; target: same shape, values in [0, 1] (an array, e.g. an integer
+    mask, is converted to input's dtype; a float Tensor must have that dtype and may require grad);
+    weight: broadcastable to input, rescales each element;
     pos_weight: broadcastable to input (e.g. (C, 1, 1) for (N, C, H, W)), weighs the positive term.
     """
     name = "binary_cross_entropy_with_logits"

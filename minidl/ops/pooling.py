@@ -79,9 +79,12 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 
 def _pair(op: str, name: str, value, minimum: int) -> tuple:
-    """An int or a pair of ints (PyTorch's ``_pair``), each at least ``minimum``."""
-    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair):
+    """An int or a pair of ints (PyTorch's ``_pair``) -> (h, w), each at least ``minimum``."""
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    pair = (value, value) if is_int(value) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_int(v) for v in pair)):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")

@@ -58,34 +58,28 @@ def linear_source_taps(in_size: int, out_size: int, scale_factor, align_corners:
     return index0, index1, real(1) - weight1, weight1
 
 
-class ResizeNearest(Function):
-    """y[n, c, oy, ox] = x[n, c, rows[oy], cols[ox]];  dL/dx[n, c, h, w] = sum of g over the outputs that copied (h, w)."""
+class Resize(Function):
+    """y = A_rows x A_cols^T for each (n, c) plane;  dL/dx = A_rows^T g A_cols.
 
-    def forward(self, x, rows, cols):
+    Row o of A_rows holds the weights with which output row o mixes the input rows: a single 1
+    at rows[o] for 'nearest', 1 - t and t at index0[o] and index1[o] for 'bilinear' (A_cols alike).
+    x: (N, C, H, W) -> y: (N, C, H_out, W_out).
+    """
+
+    KERNELS = {"nearest": (kernels.resize_nearest, kernels.resize_nearest_backward),  # mode: (forward, backward)
+               "bilinear": (kernels.resize_bilinear, kernels.resize_bilinear_backward)}
+
+    def forward(self, x, mode, rows, cols, output_size):
         n, c, h, w = self.input_shape = x.shape
-        self.rows, self.cols = rows, cols
-        y = kernels.resize_nearest(np.ascontiguousarray(x).reshape(n * c, h, w), rows, cols)
-        return y.reshape(n, c, rows.size, cols.size)
+        self.mode, self.rows, self.cols = mode, rows, cols
+        resize, _ = self.KERNELS[mode]
+        return resize(np.ascontiguousarray(x).reshape(n * c, h, w), rows, cols).reshape(n, c, *output_size)
 
     def backward(self, g):
         n, c, h, w = self.input_shape
+        _, resize_backward = self.KERNELS[self.mode]
         g = np.ascontiguousarray(g).reshape(n * c, *g.shape[2:])
-        return kernels.resize_nearest_backward(g, self.rows, self.cols, h, w).reshape(self.input_shape)
-
-
-class ResizeBilinear(Function):
-    """y = A_rows x A_cols^T per plane (A: the bilinear weights of each axis);  dL/dx = A_rows^T g A_cols."""
-
-    def forward(self, x, rows, cols):
-        n, c, h, w = self.input_shape = x.shape
-        self.rows, self.cols = rows, cols
-        y = kernels.resize_bilinear(np.ascontiguousarray(x).reshape(n * c, h, w), rows, cols)
-        return y.reshape(n, c, rows[0].size, cols[0].size)
-
-    def backward(self, g):
-        n, c, h, w = self.input_shape
-        g = np.ascontiguousarray(g).reshape(n * c, *g.shape[2:])
-        return kernels.resize_bilinear_backward(g, self.rows, self.cols, h, w).reshape(self.input_shape)
+        return resize_backward(g, self.rows, self.cols, h, w).reshape(self.input_shape)
 
 
 def _as_tensor(op: str, x, min_ndim: int, layout: str) -> Tensor:
@@ -145,10 +139,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          f"output size {tuple(out_size)}")
     if mode == "nearest":
         rows, cols = (nearest_source_index(n_in, n_out, s) for n_in, n_out, s in zip(in_size, out_size, scales))
-        return ResizeNearest.apply(x, rows=rows, cols=cols)
-    rows, cols = (linear_source_taps(n_in, n_out, s, bool(align_corners), x.dtype)
-                  for n_in, n_out, s in zip(in_size, out_size, scales))
-    return ResizeBilinear.apply(x, rows=rows, cols=cols)
+    else:
+        rows, cols = (linear_source_taps(n_in, n_out, s, bool(align_corners), x.dtype)
+                      for n_in, n_out, s in zip(in_size, out_size, scales))
+    return Resize.apply(x, mode=mode, rows=rows, cols=cols, output_size=tuple(out_size))
 
 
 def crop(input, top: int, left: int, height: int, width: int) -> Tensor:

@@ -53,7 +53,7 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             exp_avg_sq = state["max_exp_avg_sq"]
-        denominator = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
+        denominator = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + group["eps"]
         param.data -= lr / (1 - beta1 ** step) * exp_avg / denominator
 
 

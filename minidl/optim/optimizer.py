@@ -17,7 +17,7 @@ class Optimizer:
     """
 
     def __init__(self, params, defaults: dict):
-        self.defaults = defaults
+        self.defaults = _python_numbers(defaults)
         self.state = {}
         self.param_groups = []
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -40,7 +40,7 @@ class Optimizer:
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)} in a parameter group")
-        self.param_groups.append({**self.defaults, **group, "params": params})
+        self.param_groups.append({**self.defaults, **_python_numbers(group), "params": params})
 
     def zero_grad(self) -> None:
         """Reset every parameter's ``.grad`` to None (PyTorch's default ``set_to_none=True``)."""
@@ -115,14 +115,16 @@ class Optimizer:
         for key in expected:
             _, g, option = key.split(".", 2)
             group = self.param_groups[int(g)]
-            group[option] = _like(group.get(option), state_dict[key])
+            group[option] = _hyperparameter(state_dict[key])
         self.state = new_state
 
 
-def _like(current, value: np.ndarray):
-    """A saved hyperparameter as the Python type it had (tuple of floats, bool, int; else float)."""
-    if isinstance(current, tuple):
-        return tuple(float(v) for v in np.asarray(value).reshape(-1))
-    if isinstance(current, bool):
-        return bool(value)
-    return int(value) if isinstance(current, int) else float(value)
+def _python_numbers(options: dict) -> dict:
+    """NumPy scalars as Python numbers: an np.float64 lr would upcast float32 updates (NEP 50)."""
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in options.items()}
+
+
+def _hyperparameter(value: np.ndarray):
+    """A saved hyperparameter as a Python value: 0-d arrays as float/int/bool, 1-d ones (betas) as tuples."""
+    value = np.asarray(value)
+    return value.item() if value.ndim == 0 else tuple(value.tolist())

@@ -1,0 +1,294 @@
+"""conv2d and conv_transpose2d: kernels against their NumPy twins, gradients, exact identities, errors,
+PyTorch parity.
+
+Convolution is bilinear in (x, w), so central differences are exact up to rounding and every
+gradient check runs at the default tight tolerances; sizes are kept tiny because the check costs
+two forward passes per input element.
+"""
+
+import numpy as np
+import pytest
+from helpers import check_gradients, check_op
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minidl.functional as F
+from minidl import Tensor
+from minidl.kernels import conv as kernels
+from minidl.kernels.conv import conv_output_size
+from minidl.kernels.reference import conv as reference
+
+TORCH_REASON = "optional torch extra not installed: parity tests need `pip install -e .[torch]`"
+SETTINGS = settings(max_examples=30, deadline=None)
+GRADCHECK_SETTINGS = settings(max_examples=15, deadline=None)  # 2 forward passes per input element
+
+
+def pairs(low, high):
+    return st.tuples(st.integers(low, high), st.integers(low, high))
+
+
+@st.composite
+def conv_cases(draw, transposed=False, max_elements=400):
+    """(x shape, weight shape, options): batch 1-3, channels 1-5, kernel 1-5 (non-square), stride 1-3,
+    padding 0-2, dilation 1-2, non-square inputs; output_padding in [0, max(stride, dilation)) for the
+    transposed op. N * C_in * H * W stays <= max_elements so a gradient check stays quick."""
+    kernel, stride, padding, dilation = draw(pairs(1, 5)), draw(pairs(1, 3)), draw(pairs(0, 2)), draw(pairs(1, 2))
+    options = dict(stride=stride, padding=padding, dilation=dilation)
+    if transposed:
+        options["output_padding"] = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        # smallest input whose output (H - 1) s - 2p + d (k - 1) + op + 1 is positive
+        low = [max(1, 1 + -(-(2 * p - d * (k - 1) - op) // s)) for k, s, p, d, op in
+               zip(kernel, stride, padding, dilation, options["output_padding"])]
+    else:
+        low = [max(1, d * (k - 1) + 1 - 2 * p) for k, p, d in zip(kernel, padding, dilation)]  # padded input >= span
+    side = [draw(st.integers(lo, lo + 4)) for lo in low]
+    batch = draw(st.integers(1, max(1, min(3, max_elements // (side[0] * side[1])))))
+    c_in = draw(st.integers(1, max(1, min(5, max_elements // (batch * side[0] * side[1])))))
+    c_out = draw(st.integers(1, 5))
+    weight_shape = (c_in, c_out, *kernel) if transposed else (c_out, c_in, *kernel)
+    return (batch, c_in, *side), weight_shape, options
+
+
+def random(shape, dtype=np.float64, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def transposed_output_size(size, kernel, stride, padding, output_padding, dilation):
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+# ---------------------------------------------------------------- gradients
+
+
+@GRADCHECK_SETTINGS
+@given(case=conv_cases(), with_bias=st.booleans())
+def test_conv2d_gradients(case, with_bias):
+    x_shape, w_shape, options = case
+    inputs = [random(x_shape, seed=1), random(w_shape, seed=2)] + ([random(w_shape[0], seed=3)] if with_bias else [])
+    check_gradients(lambda x, w, *b: F.conv2d(x, w, *b, **options), inputs)
+
+
+@GRADCHECK_SETTINGS
+@given(case=conv_cases(transposed=True), with_bias=st.booleans())
+def test_conv_transpose2d_gradients(case, with_bias):
+    x_shape, w_shape, options = case
+    inputs = [random(x_shape, seed=1), random(w_shape, seed=2)] + ([random(w_shape[1], seed=3)] if with_bias else [])
+    check_gradients(lambda x, w, *b: F.conv_transpose2d(x, w, *b, **options), inputs)
+
+
+def test_backward_skips_gradients_nobody_needs():
+    x, w = Tensor(random((2, 3, 6, 5))), Tensor(random((4, 3, 3, 3)), requires_grad=True)
+    F.conv2d(x, w).backward(random((2, 4, 4, 3)))
+    assert x.grad is None and w.grad is not None
+
+
+# ---------------------------------------------------------------- exact identities
+
+
+@SETTINGS
+@given(case=conv_cases(max_elements=2000))
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(case):
+    """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>, with output_padding restoring x's size."""
+    x_shape, w_shape, options = case
+    x, w = random(x_shape, seed=1), random(w_shape, seed=2)
+    conv = F.conv2d(Tensor(x), Tensor(w), **options).data
+    y = random(conv.shape, seed=3)
+    output_padding = tuple((size + 2 * p - d * (k - 1) - 1) % s for size, k, s, p, d in
+                           zip(x_shape[2:], w_shape[2:], options["stride"], options["padding"], options["dilation"]))
+    back = F.conv_transpose2d(Tensor(y), Tensor(w), output_padding=output_padding, **options).data
+    assert back.shape == x.shape
+    assert abs(np.sum(conv * y) - np.sum(x * back)) <= 1e-12 * np.sum(np.abs(conv * y))
+
+
+def bilinear_kernel(size):
+    """FCN's bilinear upsampling filter of even width size = 2f: k[i, j] = (1 - |i - c| / f)(1 - |j - c| / f), c = f - 1/2."""
+    factor = size // 2
+    hat = 1 - np.abs(np.arange(size) - (factor - 0.5)) / factor
+    return np.outer(hat, hat)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bilinear_conv_transpose2d_is_bilinear_upsampling(factor, dtype):
+    """Kernel 2f, stride f, padding f/2 with one bilinear filter per channel upsamples by f: output pixel
+    y reads source coordinate (y + 1/2)/f - 1/2 (align_corners=False). Away from the border, where both
+    neighbours exist, that is linear interpolation along each axis (computed here with np.interp)."""
+    channels, height, width = 3, 5, 7
+    x = random((2, channels, height, width), dtype)
+    weight = np.zeros((channels, channels, 2 * factor, 2 * factor), dtype=dtype)
+    weight[np.arange(channels), np.arange(channels)] = bilinear_kernel(2 * factor)
+    y = F.conv_transpose2d(Tensor(x), Tensor(weight), stride=factor, padding=factor // 2).data
+    assert y.shape == (2, channels, height * factor, width * factor) and y.dtype == dtype
+
+    source_y = (np.arange(height * factor) + 0.5) / factor - 0.5
+    source_x = (np.arange(width * factor) + 0.5) / factor - 0.5
+    rows = np.apply_along_axis(lambda line: np.interp(source_x, np.arange(width), line), 3, x.astype(np.float64))
+    expected = np.apply_along_axis(lambda line: np.interp(source_y, np.arange(height), line), 2, rows)
+    inside_y = (source_y >= 0) & (source_y <= height - 1)
+    inside_x = (source_x >= 0) & (source_x <= width - 1)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y[:, :, inside_y][:, :, :, inside_x], expected[:, :, inside_y][:, :, :, inside_x],
+                               rtol=tolerance, atol=tolerance)
+
+
+@SETTINGS
+@given(case=conv_cases(transposed=True))
+def test_conv_transpose2d_output_size_is_pytorchs(case):
+    x_shape, w_shape, options = case
+    y = F.conv_transpose2d(Tensor(random(x_shape)), Tensor(random(w_shape)), **options)
+    expected = [transposed_output_size(size, k, options["stride"][a], options["padding"][a],
+                                       options["output_padding"][a], options["dilation"][a])
+                for a, (size, k) in enumerate(zip(x_shape[2:], w_shape[2:]))]
+    assert y.shape == (x_shape[0], w_shape[1], *expected)
+
+
+# ---------------------------------------------------------------- kernels against the NumPy twins
+
+
+def assert_close(actual, expected, dtype):
+    """float32 within 1e-5, float64 within 1e-12, relative to the largest expected magnitude."""
+    assert actual.dtype == dtype and actual.shape == expected.shape
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=(1e-5 if dtype == np.float32 else 1e-12) * scale)
+
+
+@SETTINGS
+@given(case=conv_cases(max_elements=2000), dtype=st.sampled_from([np.float32, np.float64]))
+def test_kernels_match_reference(case, dtype):
+    x_shape, w_shape, options = case
+    geometry = options["stride"], options["padding"], options["dilation"]
+    kernel_size = w_shape[2:]
+    output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], kernel_size, *geometry))
+    x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
+    g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
+
+    cols = kernels.im2col(x[0], kernel_size, *geometry, output_size)
+    assert_close(cols, reference.im2col(x[0], kernel_size, *geometry, output_size), dtype)
+    assert_close(kernels.col2im(cols, x_shape[2:], kernel_size, *geometry, output_size),
+                 reference.col2im(cols, x_shape[2:], kernel_size, *geometry, output_size), dtype)
+    assert_close(kernels.conv2d_forward(x, w, *geometry, output_size),
+                 reference.conv2d_forward(x, w, *geometry, output_size), dtype)
+    assert_close(kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+                 reference.conv2d_backward_input(g, w, x_shape[2:], *geometry), dtype)
+    assert_close(kernels.conv2d_backward_weight(g, x, kernel_size, *geometry),
+                 reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
+
+
+def test_im2col_takes_only_the_first_output_positions():
+    """A smaller output_size keeps the leading patches (conv_transpose2d's backward relies on it)."""
+    x = random((2, 7, 6))
+    full = kernels.im2col(x, (3, 2), (1, 2), (1, 0), (2, 1), (5, 3))
+    part = kernels.im2col(x, (3, 2), (1, 2), (1, 0), (2, 1), (4, 2))
+    np.testing.assert_array_equal(part, full.reshape(-1, 5, 3)[:, :4, :2].reshape(-1, 8))
+
+
+# ---------------------------------------------------------------- dtypes and mutation
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_float32_stays_float32_and_inputs_are_not_mutated(op):
+    x, w, b = random((2, 3, 6, 5), np.float32), random((3, 3, 3, 3), np.float32), random(3, np.float32)
+    originals = [a.copy() for a in (x, w, b)]
+    leaves = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = getattr(F, op)(*leaves, stride=2, padding=1)
+    upstream = random(y.shape, np.float32)
+    y.backward(upstream.copy())
+    assert y.dtype == np.float32 and all(leaf.grad.dtype == np.float32 for leaf in leaves)
+    for before, leaf in zip(originals, leaves):
+        np.testing.assert_array_equal(leaf.data, before)
+
+
+def test_non_contiguous_inputs():
+    x = random((2, 5, 6, 3)).transpose(0, 3, 1, 2)  # (2, 3, 5, 6), not C-contiguous
+    w = random((3, 3, 2, 2))[:, :, ::-1]
+    expected = reference.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), (6, 7))
+    np.testing.assert_allclose(F.conv2d(x, w, padding=1).data, expected, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- errors at the public boundary
+
+
+def test_channel_mismatch_message():
+    with pytest.raises(ValueError) as error:
+        F.conv2d(Tensor(np.zeros((1, 3, 8, 8))), Tensor(np.zeros((4, 2, 3, 3))))
+    assert str(error.value) == ("conv2d: weight has C_in=2 but input has 3 channels "
+                                "(input (1, 3, 8, 8), weight (4, 2, 3, 3))")
+    with pytest.raises(ValueError, match=r"conv_transpose2d: weight has C_in=2 but input has 3 channels"):
+        F.conv_transpose2d(Tensor(np.zeros((1, 3, 8, 8))), Tensor(np.zeros((2, 4, 3, 3))))
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, message", [
+    ((3, 8, 8), (3, 3, 3, 3), {}, r"input must be 4-D .*got shape \(3, 8, 8\)"),
+    ((1, 3, 8, 8), (3, 3, 3), {}, r"weight must be 4-D .*got shape \(3, 3, 3\)"),
+    ((1, 3, 8, 8), (3, 3, 3, 3), dict(bias=np.zeros(4)), r"bias must have shape \(3,\).*got \(4,\)"),
+    ((1, 3, 8, 8), (3, 3, 3, 3), dict(bias=np.zeros((3, 1))), r"bias must have shape \(3,\)"),
+    ((1, 3, 8, 8), (3, 3, 3, 3), dict(stride=0), r"stride must be >= 1, got 0"),
+    ((1, 3, 8, 8), (3, 3, 3, 3), dict(padding=-1), r"padding must be >= 0, got -1"),
+    ((1, 3, 8, 8), (3, 3, 3, 3), dict(dilation=(1, 0)), r"dilation must be >= 1, got \(1, 0\)"),
+    ((1, 3, 8, 8), (3, 3, 0, 3), {}, r"weight has an empty kernel"),
+])
+def test_bad_arguments(op, x_shape, w_shape, kwargs, message):
+    with pytest.raises(ValueError, match=f"{op}: {message}"):
+        getattr(F, op)(Tensor(np.zeros(x_shape)), Tensor(np.zeros(w_shape)), **kwargs)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_dtype_errors(op):
+    x, w = np.zeros((1, 3, 8, 8)), np.zeros((3, 3, 3, 3))
+    with pytest.raises(ValueError, match=f"{op}: input is float64 but weight is float32"):
+        getattr(F, op)(Tensor(x), Tensor(w.astype(np.float32)))
+    with pytest.raises(ValueError, match=f"{op}: bias is float32 but input is float64"):
+        getattr(F, op)(Tensor(x), Tensor(w), Tensor(np.zeros(3, np.float32)))
+    with pytest.raises(ValueError, match=f"{op}: input must be float32 or float64, got int64"):
+        getattr(F, op)(Tensor(x.astype(np.int64)), Tensor(w))
+    with pytest.raises(TypeError, match=f"{op}: stride must be an int or a pair of ints, got 1.5"):
+        getattr(F, op)(Tensor(x), Tensor(w), stride=1.5)
+    with pytest.raises(TypeError, match=rf"{op}: padding must be an int or a pair of ints, got \(1, 1, 1\)"):
+        getattr(F, op)(Tensor(x), Tensor(w), padding=(1, 1, 1))
+
+
+def test_conv2d_kernel_larger_than_padded_input():
+    with pytest.raises(ValueError, match=r"conv2d: kernel \(5, 3\) with dilation \(1, 1\) spans \(5, 3\), "
+                                         r"larger than the padded input \(4, 6\)"):
+        F.conv2d(Tensor(np.zeros((1, 1, 2, 4))), Tensor(np.zeros((1, 1, 5, 3))), padding=1)
+    with pytest.raises(ValueError, match=r"spans \(5, 5\)"):  # dilation 2 turns a 3x3 kernel into 5x5
+        F.conv2d(Tensor(np.zeros((1, 1, 4, 4))), Tensor(np.zeros((1, 1, 3, 3))), dilation=2)
+
+
+def test_conv_transpose2d_output_padding_rule():
+    x, w = Tensor(np.zeros((1, 2, 4, 4))), Tensor(np.zeros((2, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"conv_transpose2d: output_padding \(2, 2\) must be smaller than "
+                                         r"either stride \(2, 2\) or dilation \(1, 1\)"):
+        F.conv_transpose2d(x, w, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, w, output_padding=(0, 1))  # stride 1 and dilation 1 allow none
+    assert F.conv_transpose2d(x, w, output_padding=1, dilation=2).shape == (1, 2, 9, 9)  # op < dilation is fine
+
+
+def test_conv_transpose2d_non_positive_output_size():
+    with pytest.raises(ValueError, match=r"conv_transpose2d: output size would be \(-1, 5\), it must be positive"):
+        F.conv_transpose2d(Tensor(np.zeros((1, 1, 1, 3))), Tensor(np.zeros((1, 1, 1, 3))), padding=(1, 0))
+
+
+# ---------------------------------------------------------------- PyTorch parity
+
+
+@SETTINGS
+@given(case=conv_cases(max_elements=2000), with_bias=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_conv2d_matches_torch(case, with_bias, dtype):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x_shape, w_shape, options = case
+    inputs = [random(x_shape, dtype, 1), random(w_shape, dtype, 2)] + ([random(w_shape[0], dtype, 3)] if with_bias else [])
+    check_op(lambda *a: F.conv2d(*a, **options), lambda *a: torch.nn.functional.conv2d(*a, **options), inputs)
+
+
+@SETTINGS
+@given(case=conv_cases(transposed=True, max_elements=2000), with_bias=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_conv_transpose2d_matches_torch(case, with_bias, dtype):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x_shape, w_shape, options = case
+    inputs = [random(x_shape, dtype, 1), random(w_shape, dtype, 2)] + ([random(w_shape[1], dtype, 3)] if with_bias else [])
+    check_op(lambda *a: F.conv_transpose2d(*a, **options), lambda *a: torch.nn.functional.conv_transpose2d(*a, **options),
+             inputs)
