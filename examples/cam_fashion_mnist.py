@@ -129,7 +129,8 @@ def main(argv=None) -> dict:
         "cam_seconds": time.perf_counter() - started,
         "parameters": parameters,
         "data": {"source": test_set.source, "train": len(train_set), "test": len(test_set)},
-        "settings": vars(args) | {"data_root": str(args.data_root), "out": str(args.out)},
+        "settings": vars(args) | {"data_root": None if args.data_root is None else str(args.data_root),
+                                   "out": str(args.out)},
         "history": history.to_dict(),
     }
     save_json(args.out / METRICS_NAME, summary)

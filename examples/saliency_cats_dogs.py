@@ -129,12 +129,12 @@ def main(argv=None) -> dict:
         curves["deletion"][name] = deletion_curve(model, evaluated, maps, target, steps=args.steps)
         curves["insertion"][name] = insertion_curve(model, evaluated, maps, target, steps=args.steps)
     plot_perturbation_curves(curves, args.out / "perturbation_curves.png",
-                             title=f"p(predicted species) as pixels are deleted / inserted, {len(evaluated)} test photos")
+                             title=f"p(predicted species) as pixels move ({len(evaluated)} test photos)")
 
     sanity_images = test_set.images[:8]
-    sanity = {name: model_randomization(model, lambda m, x, t, method=method: method(x, t), sanity_images,
+    sanity = {name: model_randomization(model, lambda _, x, t, method=methods[name]: method(x, t), sanity_images,
                                         seed=args.seed)
-              for name, method in methods.items() if name in ("saliency", "Grad-CAM")}
+              for name in ("saliency", "Grad-CAM")}
     for name, result in sanity.items():
         plot_randomization(result, sanity_images[0], args.out / f"sanity_check_{name.lower()}.png",
                            title=f"model randomisation: {name}")
@@ -153,7 +153,8 @@ def main(argv=None) -> dict:
         "explain_seconds": time.perf_counter() - started,
         "parameters": parameters,
         "data": {"source": test_set.source, "train": len(train_set), "test": len(test_set)},
-        "settings": vars(args) | {"data_root": str(args.data_root), "out": str(args.out)},
+        "settings": vars(args) | {"data_root": None if args.data_root is None else str(args.data_root),
+                                   "out": str(args.out)},
         "history": history.to_dict(),
     }
     save_json(args.out / METRICS_NAME, summary)

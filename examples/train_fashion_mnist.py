@@ -32,20 +32,24 @@ from models.fashion_cnn import FashionCNN
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Train a small CNN on Fashion-MNIST; write checkpoint.npz, metrics.json and curves.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Train a small CNN on Fashion-MNIST; write checkpoint.npz, metrics.json and curves.png.")
     parser.add_argument("--data-root", type=Path, default=None,
-                        help="folder with the official IDX files (train-images-idx3-ubyte.gz, ...); "
-                             "default: the subset bundled with minidl")
-    parser.add_argument("--epochs", type=int, default=10, help="train until this many epochs are complete")
-    parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size")
+                        help="folder with the official IDX files (train-images-idx3-ubyte.gz, ...) "
+                             "(default: the subset bundled with minidl)")
+    parser.add_argument("--epochs", type=int, default=10,
+                        help="train until this many epochs are complete (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=0.05,
-                        help="initial learning rate of SGD (momentum 0.9), annealed to 0 by a cosine schedule")
+                        help="initial learning rate of SGD with momentum 0.9, annealed to 0 along a cosine "
+                             "(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed of initialisation, validation split, shuffling, flips and dropout")
-    parser.add_argument("--out", type=Path, default=Path("runs/train_fashion_mnist"), help="run folder")
-    parser.add_argument("--resume", action="store_true", help=f"continue from --out/{CHECKPOINT_NAME}")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+                        help="seed of initialisation, validation split, shuffling, flips and dropout "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs/train_fashion_mnist"),
+                        help="run folder (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"continue the run saved in --out/{CHECKPOINT_NAME} up to --epochs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     return parser.parse_args(argv)
 
 

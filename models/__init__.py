@@ -5,6 +5,7 @@
     model = build_segmenter("fcn8s", base_channels=16)               # the same, by name
 """
 
+from .classifier import CAMClassifier
 from .fcn import FCN, FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
 from .segmenter import Segmenter
 from .segnet import SegNet
@@ -20,5 +21,6 @@ def build_segmenter(name: str, **kwargs) -> Segmenter:
     return SEGMENTERS[name](**kwargs)
 
 
-__all__ = ["Segmenter", "UNet", "SegNet", "FCN", "FCN32s", "FCN16s", "FCN8s", "CoordinateMap", "crop_offset",
+__all__ = ["CAMClassifier",
+           "Segmenter", "UNet", "SegNet", "FCN", "FCN32s", "FCN16s", "FCN8s", "CoordinateMap", "crop_offset",
            "SEGMENTERS", "build_segmenter"]

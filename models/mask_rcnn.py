@@ -78,6 +78,11 @@ class MaskRCNNConfig:
 STRIDE = 4  # image pixels per feature cell
 
 
+def image_size_of(features: Tensor) -> tuple:
+    """(H, W) of the images behind stride-4 features (N, C, H/4, W/4)."""
+    return features.shape[2] * STRIDE, features.shape[3] * STRIDE
+
+
 def _conv_relu(in_channels: int, out_channels: int, stride: int = 1) -> list:
     return [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1), nn.ReLU()]
 
@@ -210,6 +215,14 @@ class MaskRCNN(nn.Module):
             result.append(boxes[keep])
         return result
 
+    def propose(self, features: Tensor) -> tuple:
+        """Run the RPN: (objectness (N, A_total), deltas (N, A_total, 4), anchors (A_total, 4),
+        per-image proposals [(P_i, 4)])."""
+        objectness, deltas = self.rpn(features)
+        anchors = self.anchors(features.shape[2:])
+        proposals = self.proposals(objectness.data, deltas.data, anchors, image_size_of(features))
+        return objectness, deltas, anchors, proposals
+
     def roi_features(self, features: Tensor, boxes: list, size: int) -> Tensor:
         """roi_align of per-image boxes on the stride-4 map:  -> (sum of boxes, C, size, size)."""
         return roi_align(features, boxes_to_rois(boxes), size, spatial_scale=1.0 / STRIDE, sampling_ratio=2,
@@ -218,12 +231,9 @@ class MaskRCNN(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, images, targets=None):
         features = self.features(images)
-        objectness, deltas = self.rpn(features)
-        anchors = self.anchors(features.shape[2:])
-        image_size = features.shape[2] * STRIDE, features.shape[3] * STRIDE
-        proposals = self.proposals(objectness.data, deltas.data, anchors, image_size)
+        objectness, deltas, anchors, proposals = self.propose(features)
         if not self.training:
-            return self.detect(features, proposals, image_size)
+            return self.detect(features, proposals)
         if targets is None or len(targets) != features.shape[0]:
             raise ValueError("MaskRCNN: training needs one target dict (boxes, labels, masks) per image")
         losses = self.rpn_losses(objectness, deltas, anchors, targets)
@@ -305,9 +315,10 @@ class MaskRCNN(nn.Module):
         return {"roi_class": class_loss, "roi_box": box_loss, "mask": mask_loss}
 
     # ------------------------------------------------------------------ inference
-    def detect(self, features: Tensor, proposals: list, image_size) -> list:
+    def detect(self, features: Tensor, proposals: list) -> list:
         """Final detections per image (see the class docstring), without a graph."""
         config = self.config
+        image_size = image_size_of(features)
         with no_grad():
             class_logits, box_deltas = self.box_head(self.roi_features(features, proposals, config.box_roi_size))
         probabilities = F.softmax(class_logits, 1).data
@@ -325,15 +336,15 @@ class MaskRCNN(nn.Module):
             keep = keep[batched_nms(boxes[keep], scores[keep], labels[keep], config.detection_nms_threshold)]
             keep = keep[:config.detections_per_image]
             detections.append({"boxes": boxes[keep], "labels": labels[keep].astype(np.int64), "scores": scores[keep]})
-        masks = self.predict_masks(features, [d["boxes"] for d in detections], [d["labels"] for d in detections],
-                                   image_size)
+        masks = self.predict_masks(features, [d["boxes"] for d in detections], [d["labels"] for d in detections])
         for detection, probability in zip(detections, masks):
             detection["mask_probabilities"] = probability
             detection["masks"] = probability >= 0.5
         return detections
 
-    def predict_masks(self, features: Tensor, boxes: list, labels: list, image_size) -> list:
+    def predict_masks(self, features: Tensor, boxes: list, labels: list) -> list:
         """Mask probabilities pasted into the image: per image (D, H, W), for the given boxes and classes."""
+        image_size = image_size_of(features)
         with no_grad():
             logits = self.mask_head(self.roi_features(features, boxes, self.config.mask_roi_size)).data
         rows = np.arange(len(logits))

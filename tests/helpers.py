@@ -57,7 +57,8 @@ def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
     """Run an op in minidl and in PyTorch on the same inputs and upstream gradient; compare the
     outputs and the gradients of every float input (tinygrad's ``helper_test_op``).
 
-    inputs: NumPy arrays; float ones require grad. Tolerances default by dtype (float32 / float64).
+    inputs: float arrays (they require grad); other arrays (labels, indices) and values pass as they are.
+    Tolerances default by dtype (float32 / float64).
     Also checks that minidl returns outputs and gradients in the inputs' dtype.
     """
     import torch
@@ -66,7 +67,8 @@ def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
     tolerance = 1e-5 if dtype == np.float32 else 1e-10
     atol, rtol = atol if atol is not None else tolerance, rtol if rtol is not None else tolerance
     ours = [Tensor(x, requires_grad=True) if _is_float(x) else x for x in inputs]
-    theirs = [torch.tensor(x, requires_grad=bool(_is_float(x))) for x in inputs]
+    theirs = [torch.tensor(x, requires_grad=True) if _is_float(x)
+              else torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in inputs]
     out, expected = minidl_fn(*ours), torch_fn(*theirs)
     assert out.dtype == dtype, f"output dtype {out.dtype}, inputs {dtype}"
     np.testing.assert_allclose(out.data, expected.detach().numpy(), atol=atol, rtol=rtol, err_msg="forward")

@@ -106,6 +106,13 @@ def test_bilinear_closed_forms():
     np.testing.assert_allclose(F.interpolate(Tensor(x), scale_factor=0.5, mode="bilinear").data, blocks, rtol=1e-12)
 
 
+def test_non_contiguous_input():
+    x = random((5, 4, 3, 2)).transpose(3, 2, 1, 0)  # (2, 3, 4, 5), Fortran order
+    for options in MODES:
+        np.testing.assert_array_equal(F.interpolate(Tensor(x), size=(7, 3), **options).data,
+                                      F.interpolate(Tensor(x.copy()), size=(7, 3), **options).data)
+
+
 def test_float32_stays_float32():
     for options in MODES:
         x = Tensor(random((2, 3, 5, 4), np.float32), requires_grad=True)
@@ -179,6 +186,7 @@ X = Tensor(np.zeros((1, 2, 4, 5)))
     (lambda: F.interpolate(Tensor(np.zeros((1, 1, 2, 2), np.int64)), size=3), ValueError, "float32 or float64"),
     (lambda: F.crop(X, 1, 1, 4, 2), ValueError, "does not lie inside"),
     (lambda: F.crop(X, -1, 0, 2, 2), ValueError, "does not lie inside"),
+    (lambda: F.crop(X, 0, 0.5, 2, 2), TypeError, "left must be an int"),
     (lambda: F.crop(Tensor(np.zeros(5)), 0, 0, 1, 1), ValueError, r"\(\.\.\., H, W\)"),
     (lambda: F.center_crop(X, (5, 5)), ValueError, "larger than the input"),
     (lambda: F.center_crop(X, 0), ValueError, "output_size must be positive"),

@@ -120,14 +120,11 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
     if scores.shape != (len(boxes),):
         raise ValueError(f"nms: scores must have shape ({len(boxes)},) for {len(boxes)} boxes, got {scores.shape}")
     order = np.argsort(-scores, kind="stable")
-    overlaps = box_iou(boxes[order], boxes[order])
-    suppressed = np.zeros(len(order), dtype=bool)
     keep = []
-    for rank in range(len(order)):
-        if suppressed[rank]:
-            continue
-        keep.append(order[rank])
-        suppressed |= overlaps[rank] > iou_threshold
+    while order.size:
+        best, order = order[0], order[1:]
+        keep.append(best)
+        order = order[box_iou(boxes[best:best + 1], boxes[order])[0] <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -30,8 +30,11 @@ RECALL_LEVELS = np.linspace(0.0, 1.0, 101)
 
 def mask_iou(masks1, masks2) -> np.ndarray:
     """Pixel IoU of every pair of binary masks:  (N, H, W), (M, H, W) -> (N, M); empty unions give 0."""
-    a = np.asarray(masks1, dtype=bool).reshape(len(masks1), -1).astype(np.float64)
-    b = np.asarray(masks2, dtype=bool).reshape(len(masks2), -1).astype(np.float64)
+    a, b = np.asarray(masks1, dtype=bool), np.asarray(masks2, dtype=bool)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"mask_iou: masks must be (N, H, W) and (M, H, W) of one size, got {a.shape} and {b.shape}")
+    a = a.reshape(len(a), a.shape[1] * a.shape[2]).astype(np.float64)
+    b = b.reshape(len(b), b.shape[1] * b.shape[2]).astype(np.float64)
     intersection = a @ b.T
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - intersection
     return np.where(union > 0, intersection / np.maximum(union, 1), 0.0)
@@ -60,6 +63,8 @@ def average_precision(scores: np.ndarray, true_positive: np.ndarray, num_ground_
     """
     if num_ground_truth == 0:
         return float("nan")
+    if len(scores) == 0:
+        return 0.0
     order = np.argsort(-np.asarray(scores), kind="mergesort")
     hits = np.asarray(true_positive, dtype=np.float64)[order]
     tp = np.cumsum(hits)

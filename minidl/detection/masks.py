@@ -19,10 +19,10 @@ def mask_targets(gt_masks, boxes, matched, size: int) -> np.ndarray:
 
     gt_masks (G, H, W) bool, boxes (P, 4), matched (P,) int indices into gt_masks -> (P, M, M) float32.
     """
-    masks = np.ascontiguousarray(np.asarray(gt_masks, dtype=np.float32)[:, None])
+    masks = np.ascontiguousarray(np.asarray(gt_masks, dtype=np.float32)[..., None])  # (G, H, W, 1)
     resampled = roi_align_forward(masks, np.asarray(boxes, dtype=np.float64), np.asarray(matched, dtype=np.int64),
                                   1.0, (size, size), 2, True)
-    return (resampled[:, 0] >= 0.5).astype(np.float32)
+    return (resampled[..., 0] >= 0.5).astype(np.float32)
 
 
 def _interpolation_weights(start: float, stop: float, cells: int, length: int) -> np.ndarray:

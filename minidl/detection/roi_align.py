@@ -33,13 +33,21 @@ class RoIAlign(Function):
     def forward(self, x, boxes, batch_index, output_size, spatial_scale, sampling_ratio, aligned):
         self.input_shape, self.boxes, self.batch_index = x.shape, boxes, batch_index
         self.options = spatial_scale, sampling_ratio, aligned
-        return kernels.roi_align_forward(np.ascontiguousarray(x), boxes, batch_index, spatial_scale, output_size,
-                                         sampling_ratio, aligned)
+        y = kernels.roi_align_forward(channels_last(x), boxes, batch_index, spatial_scale, output_size,
+                                      sampling_ratio, aligned)
+        return y.transpose(0, 3, 1, 2)
 
     def backward(self, g):
         spatial_scale, sampling_ratio, aligned = self.options
-        return kernels.roi_align_backward(np.ascontiguousarray(g), self.boxes, self.batch_index, self.input_shape,
+        n, c, h, w = self.input_shape
+        grad = kernels.roi_align_backward(channels_last(g), self.boxes, self.batch_index, (n, h, w, c),
                                           spatial_scale, sampling_ratio, aligned)
+        return grad.transpose(0, 3, 1, 2)
+
+
+def channels_last(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> a C-contiguous (N, H, W, C) copy, the kernels' layout."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
 
 
 def boxes_to_rois(boxes, dtype=np.float64) -> np.ndarray:

@@ -35,6 +35,10 @@ class ShapesSample:
     labels: np.ndarray
     masks: np.ndarray
 
+    def target(self) -> dict:
+        """The instances as a detector's target dict: {"boxes", "labels", "masks"} (torchvision's keys)."""
+        return {"boxes": self.boxes, "labels": self.labels, "masks": self.masks}
+
 
 def shape_mask(label: int, top: int, left: int, side: int, image_size: int) -> np.ndarray:
     """The pixels of one shape as an (image_size, image_size) bool mask.
@@ -139,6 +143,9 @@ class ShapesDataset:
         return np.stack([s.image for s in samples]), samples
 
 
-def validation_set() -> ShapesDataset:
-    """The fixed validation set: 200 images from seed 2026 (default sample options)."""
-    return ShapesDataset(VALIDATION_SIZE, VALIDATION_SEED)
+def validation_set(n: int = VALIDATION_SIZE) -> ShapesDataset:
+    """The fixed validation set: 200 images from seed 2026 (default sample options); ``n`` < 200
+    gives its first n images (they are drawn one after the other from the same generator)."""
+    if not 1 <= n <= VALIDATION_SIZE:
+        raise ValueError(f"validation_set: n must be in [1, {VALIDATION_SIZE}], got {n}")
+    return ShapesDataset(n, VALIDATION_SEED)

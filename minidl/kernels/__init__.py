@@ -1,1 +1,19 @@
-"""Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins."""
+"""Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins.
+
+Threads. The kernels run their loops on Numba's threads and leave matrix products to NumPy's BLAS,
+which has threads of its own; the two alternate and are never nested. What matters on a small
+machine is how each pool *waits* between jobs. Numba's default OpenMP layer spins its idle threads
+for a while, and those spinning threads steal the cores from the BLAS threads that run next (and
+from every other process): on 2 cores shared with other jobs, a conv2d forward + backward ran up to
+10x slower with it than with Numba's ``workqueue`` layer, whose idle threads sleep. So the
+workqueue layer is the default here. It must be chosen before Numba starts its threads, hence
+this setting sits at the top of the package; a value the user set in the environment wins.
+"""
+
+import os
+import sys
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
+    if "numba" in sys.modules:  # imported before minidl: it has read the environment already
+        sys.modules["numba"].config.THREADING_LAYER = "workqueue"

@@ -22,9 +22,11 @@ its adjoint: dL/dx = S^T g, every sample scattering g / count back onto its four
 the same weights. The box coordinates get no gradient (as torchvision).
 
 These are torchvision's ``roi_align`` semantics (same sampling, clamping and aligned offset).
-The forward runs the regions in parallel; the backward runs the channels in parallel, because
-two regions of the same image may scatter into the same feature value while one channel's
-scatters stay inside one thread. ``minidl.kernels.reference.roi_align`` has the NumPy twins.
+The kernels work channels-last, x (N, H, W, C) and y (R, P_h, P_w, C): one sample point's
+geometry and weights are computed once and applied to all C channels in a contiguous loop. The
+forward runs the regions in parallel; the backward runs the images in parallel, because two
+regions of the same image may scatter into the same feature value.
+``minidl.kernels.reference.roi_align`` has the NumPy twins (same layout).
 """
 
 from __future__ import annotations
@@ -77,17 +79,22 @@ def bilinear_taps(y, x, height, width):
 
 @njit(cache=True, parallel=True)
 def roi_align_forward(x, boxes, batch_index, spatial_scale, pooled_size, sampling_ratio, aligned):
-    """x (N, C, H, W), boxes (R, 4), batch_index (R,) int64 -> y (R, C, P_h, P_w), in x's dtype."""
-    channels, height, width = x.shape[1:]
+    """x (N, H, W, C) channels-last, boxes (R, 4), batch_index (R,) int64 -> y (R, P_h, P_w, C), in x's dtype.
+
+    Channels-last keeps the innermost loop (over channels, for one sample point and its four
+    weights) contiguous in memory. Parallel over regions: each writes only its own output.
+    """
+    height, width, channels = x.shape[1:]
     regions = boxes.shape[0]
-    out = np.zeros((regions, channels, pooled_size[0], pooled_size[1]), dtype=x.dtype)
+    out = np.zeros((regions, pooled_size[0], pooled_size[1], channels), dtype=x.dtype)
     for r in prange(regions):
-        n = batch_index[r]
+        image = x[batch_index[r]]
         start_y, start_x, bin_h, bin_w, grid_h, grid_w = region_geometry(
             boxes[r], spatial_scale, pooled_size, sampling_ratio, aligned)
         count = max(grid_h * grid_w, 1)
         for ph in range(pooled_size[0]):
             for pw in range(pooled_size[1]):
+                cell = out[r, ph, pw]
                 for iy in range(grid_h):
                     py = start_y + ph * bin_h + (iy + 0.5) * bin_h / grid_h
                     for ix in range(grid_w):
@@ -95,29 +102,33 @@ def roi_align_forward(x, boxes, batch_index, spatial_scale, pooled_size, samplin
                         valid, yl, yh, xl, xh, w1, w2, w3, w4 = bilinear_taps(py, px, height, width)
                         if not valid:
                             continue
+                        w1, w2, w3, w4 = w1 / count, w2 / count, w3 / count, w4 / count
                         for c in range(channels):
-                            plane = x[n, c]
-                            out[r, c, ph, pw] += (w1 * plane[yl, xl] + w2 * plane[yl, xh]
-                                                  + w3 * plane[yh, xl] + w4 * plane[yh, xh]) / count
+                            cell[c] += (w1 * image[yl, xl, c] + w2 * image[yl, xh, c]
+                                        + w3 * image[yh, xl, c] + w4 * image[yh, xh, c])
     return out
 
 
 @njit(cache=True, parallel=True)
 def roi_align_backward(g, boxes, batch_index, input_shape, spatial_scale, sampling_ratio, aligned):
-    """The adjoint of ``roi_align_forward``: g (R, C, P_h, P_w) -> dL/dx of ``input_shape`` (N, C, H, W)."""
-    batch, channels, height, width = input_shape
-    regions, _, pooled_h, pooled_w = g.shape
-    grad = np.zeros((batch, channels, height, width), dtype=g.dtype)
-    for c in prange(channels):
+    """The adjoint of ``roi_align_forward``: g (R, P_h, P_w, C) -> dL/dx (N, H, W, C), input_shape = (N, H, W, C).
+
+    Parallel over images: the regions of image n scatter only into dL/dx[n], which one thread owns.
+    """
+    batch, height, width, channels = input_shape
+    regions, pooled_h, pooled_w, _ = g.shape
+    grad = np.zeros((batch, height, width, channels), dtype=g.dtype)
+    for n in prange(batch):
+        image = grad[n]
         for r in range(regions):
-            n = batch_index[r]
+            if batch_index[r] != n:
+                continue
             start_y, start_x, bin_h, bin_w, grid_h, grid_w = region_geometry(
                 boxes[r], spatial_scale, (pooled_h, pooled_w), sampling_ratio, aligned)
             count = max(grid_h * grid_w, 1)
-            plane = grad[n, c]
             for ph in range(pooled_h):
                 for pw in range(pooled_w):
-                    share = g[r, c, ph, pw] / count
+                    cell = g[r, ph, pw]
                     for iy in range(grid_h):
                         py = start_y + ph * bin_h + (iy + 0.5) * bin_h / grid_h
                         for ix in range(grid_w):
@@ -125,8 +136,10 @@ def roi_align_backward(g, boxes, batch_index, input_shape, spatial_scale, sampli
                             valid, yl, yh, xl, xh, w1, w2, w3, w4 = bilinear_taps(py, px, height, width)
                             if not valid:
                                 continue
-                            plane[yl, xl] += w1 * share
-                            plane[yl, xh] += w2 * share
-                            plane[yh, xl] += w3 * share
-                            plane[yh, xh] += w4 * share
+                            w1, w2, w3, w4 = w1 / count, w2 / count, w3 / count, w4 / count
+                            for c in range(channels):
+                                image[yl, xl, c] += w1 * cell[c]
+                                image[yl, xh, c] += w2 * cell[c]
+                                image[yh, xl, c] += w3 * cell[c]
+                                image[yh, xh, c] += w4 * cell[c]
     return grad

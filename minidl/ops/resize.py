@@ -152,6 +152,9 @@ def crop(input, top: int, left: int, height: int, width: int) -> Tensor:
     dL/dx = g inside the window, 0 outside.  input: (..., H, W) -> (..., height, width).
     """
     x = _as_tensor("crop", input, 2, "(..., H, W)")
+    for name, value in dict(top=top, left=left, height=height, width=width).items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise TypeError(f"crop: {name} must be an int, got {value!r}")
     in_h, in_w = x.shape[-2:]
     if min(top, left) < 0 or min(height, width) < 1 or top + height > in_h or left + width > in_w:
         raise ValueError(f"crop: window top={top}, left={left}, height={height}, width={width} does not lie "

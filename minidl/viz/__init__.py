@@ -1,3 +1,4 @@
 """Figures saved as PNG files (matplotlib, Agg backend: no screen needed)."""
 
 from .curves import plot_training_curves
+from .explanations import plot_attribution_table, plot_cam_grid, plot_perturbation_curves, plot_randomization

@@ -131,7 +131,7 @@ def plot_randomization(result, image: np.ndarray, path, image_index: int = 0,
     axes.set_xticks(positions, result.layers, rotation=30, ha="right", fontsize=8)
     axes.set_ylabel("Spearman rank correlation")
     axes.set_xlabel("randomised down to layer (cumulative, top first)")
-    axes.set_ylim(-0.2, 1.05)
+    axes.set_ylim(min(-0.2, result.correlations.min() - 0.05), 1.05)
     axes.grid(alpha=0.3)
     axes.legend()
     cells = bottom.subplots(1, steps + 1)

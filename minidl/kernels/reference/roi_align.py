@@ -3,6 +3,7 @@
 For each region, ``sampling_matrix`` builds the dense (P_h * P_w, H * W) matrix S whose row for
 bin (ph, pw) holds the averaged bilinear weights of that bin's sample points. Then the forward is
 y_r = S x_n and the backward is dL/dx_n += S^T g_r: plain matrix products, obviously adjoint.
+Arrays are channels-last, as in the kernels: x (N, H, W, C), y (R, P_h, P_w, C).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _axis_weights(positions: np.ndarray, length: int) -> np.ndarray:
 
 
 def sampling_matrix(box, feature_size, spatial_scale, pooled_size, sampling_ratio, aligned) -> np.ndarray:
-    """S of one box: (P_h * P_w, H * W), so that roi_align(x)[c] = S @ x[c].ravel()."""
+    """S of one box: (P_h * P_w, H * W), so that roi_align(x)[..., c].ravel() = S @ x[n, ..., c].ravel()."""
     height, width = feature_size
     pooled_h, pooled_w = pooled_size
     offset = 0.5 if aligned else 0.0
@@ -55,20 +56,20 @@ def sampling_matrix(box, feature_size, spatial_scale, pooled_size, sampling_rati
 
 
 def roi_align_forward(x, boxes, batch_index, spatial_scale, pooled_size, sampling_ratio, aligned):
-    """x (N, C, H, W), boxes (R, 4), batch_index (R,) -> y (R, C, P_h, P_w), in x's dtype."""
-    _, channels, height, width = x.shape
-    out = np.zeros((len(boxes), channels, *pooled_size), dtype=x.dtype)
+    """x (N, H, W, C), boxes (R, 4), batch_index (R,) -> y (R, P_h, P_w, C), in x's dtype."""
+    _, height, width, channels = x.shape
+    out = np.zeros((len(boxes), *pooled_size, channels), dtype=x.dtype)
     for r, (box, n) in enumerate(zip(boxes, batch_index)):
         matrix = sampling_matrix(box, (height, width), spatial_scale, pooled_size, sampling_ratio, aligned)
-        out[r] = (x[n].reshape(channels, -1) @ matrix.T).reshape(channels, *pooled_size)
+        out[r] = (matrix @ x[n].reshape(-1, channels)).reshape(*pooled_size, channels)
     return out
 
 
 def roi_align_backward(g, boxes, batch_index, input_shape, spatial_scale, sampling_ratio, aligned):
-    """dL/dx (input_shape) = sum over regions of S_r^T g_r, added into image batch_index[r]."""
-    _, channels, height, width = input_shape
+    """dL/dx (input_shape = (N, H, W, C)) = sum over regions of S_r^T g_r, added into image batch_index[r]."""
+    _, height, width, channels = input_shape
     grad = np.zeros(input_shape, dtype=g.dtype)
     for r, (box, n) in enumerate(zip(boxes, batch_index)):
-        matrix = sampling_matrix(box, (height, width), spatial_scale, g.shape[2:], sampling_ratio, aligned)
-        grad[n] += (g[r].reshape(channels, -1) @ matrix).reshape(channels, height, width)
+        matrix = sampling_matrix(box, (height, width), spatial_scale, g.shape[1:3], sampling_ratio, aligned)
+        grad[n] += (matrix.T @ g[r].reshape(-1, channels)).reshape(height, width, channels)
     return grad

@@ -1,0 +1,164 @@
+"""Speed of minidl's convolution (and pooling) kernels against PyTorch on a UNet's tensor shapes.
+
+    python3 benchmarks/bench_kernels.py [--repeat 15] [--stat min|median] [--batch 8]
+
+For every shape it times the forward pass and forward + backward, minidl and PyTorch alternately in
+this process with the same number of threads (warm-up calls excluded), and prints minidl ms, torch ms,
+their ratio (minidl / torch: below 1 means minidl is faster) and minidl's GFLOP/s, then the geometric
+mean ratio per op family and the first-call time (import + first call, in a fresh process, warm
+Numba cache). Nothing is asserted: timings on a shared machine are noisy, so each number is the
+minimum (or median) of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import minidl.functional as F  # noqa: E402  (after the path fix, so the checkout is benchmarked)
+from minidl import Tensor  # noqa: E402
+
+# (C_in, C_out, side): the 3x3 convolutions of a UNet with 128 x 128 inputs and base width 16.
+CONV_SHAPES = [(3, 16, 128), (16, 16, 128), (16, 32, 64), (32, 64, 32), (64, 128, 16), (128, 256, 8), (256, 256, 8)]
+# 2x2 stride-2 transposed convolutions (decoder upsampling) and 2x2 max-pools (encoder) of the same tensors.
+TRANSPOSED_SHAPES = [(256, 128, 8), (128, 64, 16), (64, 32, 32), (32, 16, 64), (16, 16, 128)]
+POOL_SHAPES = [(16, 128), (32, 64), (64, 32), (128, 16), (256, 8)]
+
+FIRST_CALL_SCRIPT = """
+import time
+start = time.perf_counter()
+import numpy as np
+import minidl.functional as F
+from minidl import Tensor
+imported = time.perf_counter()
+x = Tensor(np.ones((1, 2, 6, 6), np.float32), requires_grad=True)
+F.conv2d(x, Tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True), padding=1).sum().backward()
+F.conv_transpose2d(x, Tensor(np.ones((2, 3, 2, 2), np.float32), requires_grad=True), stride=2).sum().backward()
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def milliseconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def interleaved(run_minidl, run_torch, repeat: int, stat) -> tuple:
+    """``stat`` of ``repeat`` timings of each, taken alternately so load from other processes hits both
+    alike; two warm-up calls each first (compilation, allocator, caches)."""
+    for fn in (run_minidl, run_torch, run_minidl, run_torch):
+        fn()
+    ours, theirs = zip(*[(milliseconds(run_minidl), milliseconds(run_torch)) for _ in range(repeat)])
+    return stat(ours), stat(theirs)
+
+
+def minidl_and_torch_fns(minidl_op, torch_op, arrays, backward: bool):
+    """Two closures running the same op (forward, or forward + backward of a fixed upstream gradient)."""
+    import torch
+
+    ours = [Tensor(a, requires_grad=backward) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=backward) for a in arrays]
+    with torch.no_grad():
+        upstream = np.random.default_rng(0).standard_normal(torch_op(*theirs).shape).astype(np.float32)
+    upstream_torch = torch.tensor(upstream)
+
+    def run_minidl():
+        for t in ours:
+            t.grad = None
+        y = minidl_op(*ours)
+        if backward:
+            y.backward(upstream)
+
+    def run_torch():
+        for t in theirs:
+            t.grad = None
+        if not backward:
+            with torch.no_grad():
+                return torch_op(*theirs)
+        torch_op(*theirs).backward(upstream_torch)
+
+    return run_minidl, run_torch
+
+
+def cases(batch: int):
+    """(family, label, minidl op, torch op, input arrays, forward FLOPs or None)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    for c_in, c_out, side in CONV_SHAPES:
+        arrays = [rng.standard_normal(s).astype(np.float32) for s in
+                  ((batch, c_in, side, side), (c_out, c_in, 3, 3), (c_out,))]
+        flops = 2 * batch * c_out * c_in * 9 * side * side
+        yield ("conv2d", f"{c_in}->{c_out} @{side}", lambda x, w, b: F.conv2d(x, w, b, padding=1),
+               lambda x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1), arrays, flops)
+    for c_in, c_out, side in TRANSPOSED_SHAPES:
+        arrays = [rng.standard_normal(s).astype(np.float32) for s in
+                  ((batch, c_in, side, side), (c_in, c_out, 2, 2), (c_out,))]
+        flops = 2 * batch * c_in * c_out * 4 * side * side
+        yield ("conv_transpose2d", f"{c_in}->{c_out} @{side}", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2),
+               lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, stride=2), arrays, flops)
+    if hasattr(F, "max_pool2d"):
+        for channels, side in POOL_SHAPES:
+            arrays = [rng.standard_normal((batch, channels, side, side)).astype(np.float32)]
+            yield ("max_pool2d", f"{channels} @{side}", lambda x: F.max_pool2d(x, 2),
+                   lambda x: torch.nn.functional.max_pool2d(x, 2), arrays, None)
+
+
+def first_call_seconds() -> tuple:
+    """(import time, first conv2d + conv_transpose2d forward/backward) in a fresh process."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", FIRST_CALL_SCRIPT], cwd=root, capture_output=True, text=True,
+                            check=True, env={**os.environ, "PYTHONPATH": str(root)})
+    return tuple(float(v) for v in result.stdout.split())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (default 15)")
+    parser.add_argument("--stat", choices=["min", "median"], default="min", help="statistic over the runs")
+    parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        sys.exit("bench_kernels: PyTorch is needed for the comparison (pip install torch==2.13.0)")
+    import numba
+
+    threads = numba.get_num_threads()
+    torch.set_num_threads(threads)
+    stat = min if args.stat == "min" else np.median
+    print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.repeat} runs, "
+          f"Numba threading layer {numba.config.THREADING_LAYER}")
+    header = f"{'op':<17}{'shape':<15}" + "".join(
+        f"{name + ' ' + col:>{w}}" for name in ("fwd", "fwd+bwd")
+        for col, w in (("minidl ms", 15), ("torch ms", 14), ("ratio", 11), ("GFLOP/s", 13)))
+    print(header)
+    ratios = {}
+    for family, label, minidl_op, torch_op, arrays, flops in cases(args.batch):
+        row = f"{family:<17}{label:<15}"
+        for backward, flop_factor in ((False, 1), (True, 3)):  # backward = 2 more products of the forward's size
+            run_minidl, run_torch = minidl_and_torch_fns(minidl_op, torch_op, arrays, backward)
+            ours, theirs = interleaved(run_minidl, run_torch, args.repeat, stat)
+            ratios.setdefault((family, backward), []).append(ours / theirs)
+            rate = f"{flop_factor * flops / ours / 1e6:13.1f}" if flops else f"{'-':>13}"
+            row += f"{ours:15.2f}{theirs:14.2f}{ours / theirs:11.2f}{rate}"
+        print(row, flush=True)
+    print("\ngeometric-mean ratio minidl / torch (below 1: minidl faster)")
+    for (family, backward), values in ratios.items():
+        print(f"  {family:<17}{'fwd+bwd' if backward else 'fwd':<9}{np.exp(np.mean(np.log(values))):6.2f}")
+    imported, first = first_call_seconds()
+    print(f"\nfirst call with a warm Numba cache (fresh process): import minidl.functional {imported:.2f} s, "
+          f"first conv2d + conv_transpose2d forward/backward {first:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
