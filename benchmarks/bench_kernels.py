@@ -126,6 +126,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (default 15)")
     parser.add_argument("--stat", choices=["min", "median"], default="min", help="statistic over the runs")
     parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    parser.add_argument("--ops", nargs="+", default=["conv2d", "conv_transpose2d", "max_pool2d"],
+                        help="op families to time (default: all)")
     args = parser.parse_args()
     try:
         import torch
@@ -137,24 +139,26 @@ def main():
     torch.set_num_threads(threads)
     stat = min if args.stat == "min" else np.median
     print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.repeat} runs, "
-          f"Numba threading layer {numba.config.THREADING_LAYER}")
-    header = f"{'op':<17}{'shape':<15}" + "".join(
-        f"{name + ' ' + col:>{w}}" for name in ("fwd", "fwd+bwd")
-        for col, w in (("minidl ms", 15), ("torch ms", 14), ("ratio", 11), ("GFLOP/s", 13)))
-    print(header)
+          f"Numba threading layer {numba.config.THREADING_LAYER}, load average {os.getloadavg()[0]:.1f}")
+    columns = f"{'minidl ms':>11}{'torch ms':>10}{'ratio':>7}{'GFLOP/s':>9}"
+    print(f"{'':<32}{'forward':^37}   {'forward + backward':^37}")
+    print(f"{'op':<17}{'shape':<15}{columns}   {columns}")
     ratios = {}
     for family, label, minidl_op, torch_op, arrays, flops in cases(args.batch):
+        if family not in args.ops:
+            continue
         row = f"{family:<17}{label:<15}"
         for backward, flop_factor in ((False, 1), (True, 3)):  # backward = 2 more products of the forward's size
             run_minidl, run_torch = minidl_and_torch_fns(minidl_op, torch_op, arrays, backward)
             ours, theirs = interleaved(run_minidl, run_torch, args.repeat, stat)
             ratios.setdefault((family, backward), []).append(ours / theirs)
-            rate = f"{flop_factor * flops / ours / 1e6:13.1f}" if flops else f"{'-':>13}"
-            row += f"{ours:15.2f}{theirs:14.2f}{ours / theirs:11.2f}{rate}"
+            rate = f"{flop_factor * flops / ours / 1e6:9.1f}" if flops else f"{'-':>9}"
+            row += f"{ours:11.2f}{theirs:10.2f}{ours / theirs:7.2f}{rate}   "
         print(row, flush=True)
     print("\ngeometric-mean ratio minidl / torch (below 1: minidl faster)")
     for (family, backward), values in ratios.items():
         print(f"  {family:<17}{'fwd+bwd' if backward else 'fwd':<9}{np.exp(np.mean(np.log(values))):6.2f}")
+    print(f"load average now {os.getloadavg()[0]:.1f} (other processes on these cores make the timings noisy)")
     imported, first = first_call_seconds()
     print(f"\nfirst call with a warm Numba cache (fresh process): import minidl.functional {imported:.2f} s, "
           f"first conv2d + conv_transpose2d forward/backward {first:.2f} s")

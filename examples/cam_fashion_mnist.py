@@ -1,6 +1,6 @@
 """Class activation maps on Fashion-MNIST: which pixels made the network say "sneaker"?
 
-    python examples/cam_fashion_mnist.py                          # bundled subset (12,000 train / 2,000 test)
+    python examples/cam_fashion_mnist.py                          # the subset bundled with minidl
     python examples/cam_fashion_mnist.py --data-root ../shared/data/fashion-mnist   # full data set
     python examples/cam_fashion_mnist.py --class "Ankle boot"     # per-class grid of another class
 
@@ -46,9 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder with the official IDX files; default: the subset bundled with minidl")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size")
-    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate of Adam")
+    parser.add_argument("--lr", type=float, default=2e-3,
+                        help="initial learning rate of Adam, annealed to 0 by a cosine schedule")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and flips")
     parser.add_argument("--grid", type=int, default=24, help="number of test images in cam_grid.png")
     parser.add_argument("--class", dest="class_name", default="Sneaker",
@@ -103,11 +104,12 @@ def main(argv=None) -> dict:
 
     model = CAMClassifier(in_channels=1, num_classes=len(FashionMNIST.classes))
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
     parameters = sum(p.data.size for p in model.parameters())
     print(f"model: CAMClassifier with {parameters:,} parameters; {args.epochs} epochs")
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, metrics=metrics,
-                  run_dir=args.out, progress=not args.no_progress)
+                  scheduler=scheduler, run_dir=args.out, progress=not args.no_progress)
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=not args.no_progress, description="test")
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f})")
 

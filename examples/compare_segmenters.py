@@ -43,7 +43,8 @@ def markdown_table(rows: list[dict], baseline: dict, setup: str) -> str:
 
 def main(argv=None) -> list[dict]:
     parser = training_options(__doc__, default_out="runs/compare_segmenters")
-    parser.add_argument("--models", nargs="+", choices=list(SEGMENTERS), default=list(SEGMENTERS))
+    parser.add_argument("--models", nargs="+", choices=list(SEGMENTERS), default=list(SEGMENTERS),
+                        help="networks to train, in this order")
     args = parser.parse_args(argv)
     chosen = args.models
     out = Path(args.out)

@@ -55,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64, help="image height and width (64 for the bundled sample)")
     parser.add_argument("--epochs", type=int, default=15, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="training mini-batch size")
-    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate of Adam")
+    parser.add_argument("--lr", type=float, default=2e-3,
+                        help="initial learning rate of Adam, annealed to 0 by a cosine schedule")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, flips, noise")
     parser.add_argument("--show", type=int, default=6, help="test photos in saliency.png (half cats, half dogs)")
     parser.add_argument("--evaluate", type=int, default=48, help="test photos for deletion/insertion curves")
@@ -99,11 +100,12 @@ def main(argv=None) -> dict:
 
     model = CAMClassifier(in_channels=3, num_classes=2, widths=(16, 32, 64, 128))
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
     parameters = sum(p.data.size for p in model.parameters())
     print(f"model: CAMClassifier with {parameters:,} parameters; {args.epochs} epochs")
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, metrics=metrics,
-                  run_dir=args.out, progress=progress)
+                  scheduler=scheduler, run_dir=args.out, progress=progress)
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=progress, description="test")
     majority = max(np.mean(test_set.targets == 0), np.mean(test_set.targets == 1))
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f}; always guessing the majority "

@@ -31,7 +31,7 @@ from minidl import functional as F  # noqa: E402
 from minidl import metrics, optim  # noqa: E402
 from minidl.data import IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, RandomHorizontalFlip  # noqa: E402
 from minidl.io import save_json  # noqa: E402
-from minidl.random import default_generator, manual_seed  # noqa: E402
+from minidl.random import manual_seed  # noqa: E402
 from minidl.train import CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME, fit  # noqa: E402
 from minidl.viz.segmentation import plot_segmentations  # noqa: E402
 from models import SEGMENTERS, build_segmenter  # noqa: E402
@@ -43,16 +43,16 @@ def training_options(description: str, default_out: str) -> argparse.ArgumentPar
     """The command-line options shared by the segmentation examples (all but the model choice)."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=12, help="passes over the training images")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per gradient step")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     parser.add_argument("--base-channels", type=int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=int, default=64, help="image side (the bundled sample is 64)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, flips")
     parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (quick trials)")
     parser.add_argument("--data-root", default=None,
-                        help="folder with images/ and annotations/ (default: the sample bundled with minidl)")
+                        help="folder with images/ and annotations/ of the full data set; omit for the bundled sample")
     parser.add_argument("--out", default=default_out, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the run folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -61,7 +61,7 @@ def training_options(description: str, default_out: str) -> argparse.ArgumentPar
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = training_options(__doc__, default_out="runs/segment_pets")
-    parser.add_argument("--model", choices=list(SEGMENTERS), default="unet")
+    parser.add_argument("--model", choices=list(SEGMENTERS), default="unet", help="which network")
     return parser.parse_args(argv)
 
 
@@ -111,7 +111,7 @@ def train_segmenter(name: str, train: ArrayDataset, test: ArrayDataset, args, ru
     """Build model ``name``, train it with Adam for ``args.epochs`` epochs; return (model, history).
 
     Everything random is seeded from ``args.seed``: initialisation and dropout (minidl's global
-    generator), the loader's shuffling and the flips; their states go into the checkpoint.
+    generator), the loader's shuffling and the flips; ``fit`` saves their states in the checkpoint.
     """
     manual_seed(args.seed)
     model = build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels)
@@ -121,8 +121,7 @@ def train_segmenter(name: str, train: ArrayDataset, test: ArrayDataset, args, ru
     test_loader = DataLoader(test, batch_size=args.batch_size)
     history = fit(model, optimizer, segmentation_loss, train_loader, args.epochs, val_loader=test_loader,
                   metrics={"pixel_accuracy": pixel_accuracy}, run_dir=run_dir, resume=args.resume,
-                  rngs={"shuffle": train_loader.generator, "flip": flip.generator, "global": default_generator},
-                  progress=not args.no_progress)
+                  verbose=0 if args.no_progress else 1)
     return model, history
 
 
@@ -160,6 +159,7 @@ def main(argv=None) -> dict:
         **{f"test_{name}": value for name, value in scores.items()},
         "baseline_all_background": baseline,
         "history": history.to_dict(),
+        "history_note": "val_* columns are the test split, evaluated after every epoch and used for no decision",
     }
     save_json(out / METRICS_NAME, report)
     print(f"test: pixel accuracy {scores['pixel_accuracy']:.3f}, mean IoU {scores['mean_iou']:.3f}, "

@@ -49,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="run folder (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help=f"continue the run saved in --out/{CHECKPOINT_NAME} up to --epochs")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars, one line per epoch (for log files)")
     return parser.parse_args(argv)
 
 
@@ -84,7 +85,7 @@ def main(argv=None) -> dict:
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, val_loader=val_loader,
                   metrics=metrics, scheduler=scheduler, run_dir=args.out, resume=args.resume,
-                  progress=not args.no_progress)
+                  verbose=2 if args.no_progress else 1)
     started = time.perf_counter()
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=not args.no_progress, description="test")
 

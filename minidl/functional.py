@@ -14,7 +14,7 @@ from .ops.linalg import matmul
 from .ops.loss import binary_cross_entropy_with_logits, cross_entropy, dice_loss, nll_loss
 from .ops.normalization import batch_norm
 from .ops.pooling import max_pool2d, max_unpool2d
-from .ops.reduction import max, mean, sum, var
+from .ops.reduction import amax, max, mean, sum, var
 from .ops.resize import center_crop, center_pad_or_crop, crop, interpolate
 from .ops.shape import cat, flatten, getitem, pad, permute, reshape, stack, transpose
 

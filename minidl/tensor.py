@@ -193,6 +193,7 @@ class Tensor:
     def sum(self, dim=None, keepdim=False): return _F().sum(self, dim, keepdim)
     def mean(self, dim=None, keepdim=False): return _F().mean(self, dim, keepdim)
     def max(self, dim=None, keepdim=False): return _F().max(self, dim, keepdim)
+    def amax(self, dim=None, keepdim=False): return _F().amax(self, dim, keepdim)
     def var(self, dim=None, unbiased=True, keepdim=False): return _F().var(self, dim, unbiased, keepdim)
     def reshape(self, *shape): return _F().reshape(self, *shape)
     def view(self, *shape): return _F().reshape(self, *shape)

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .random import default_generator
 from .io import load_checkpoint, save_checkpoint, save_json
+from .random import default_generator
 from .tensor import Tensor, no_grad
 from .viz.curves import plot_training_curves
 
@@ -143,7 +143,7 @@ def training_generators(loader, model=None) -> dict[str, np.random.Generator]:
 def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None,
         metrics: Mapping[str, Metric] | None = None, scheduler=None, run_dir=None,
         rngs: Mapping[str, np.random.Generator] | None = None, resume: bool = False,
-        progress: bool = True) -> History:
+        verbose: int = 1) -> History:
     """Train ``model`` until ``epochs`` epochs are complete; return the per-epoch ``History``.
 
     After every epoch: validate (if ``val_loader``), step the ``scheduler`` (once per epoch, like
@@ -159,6 +159,9 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
 
     A NaN or infinite loss stops training with NonFiniteLossError; the checkpoint on disk is then
     still the one of the last complete epoch, and ``metrics.json`` says why the run stopped.
+
+    ``verbose``: 0 prints nothing, 1 shows progress bars (loss, metrics, batches/s) and a line per
+    epoch, 2 only the line per epoch (for log files).
     """
     run_dir = None if run_dir is None else Path(run_dir)
     if resume and run_dir is None:
@@ -174,8 +177,8 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
         lr = optimizer.param_groups[0]["lr"]
         try:
             train = run_epoch(model, train_loader, loss_fn, metrics, optimizer,
-                              description=f"epoch {epoch}/{epochs} train", progress=progress)
-            val = {} if val_loader is None else evaluate(model, val_loader, loss_fn, metrics, progress,
+                              description=f"epoch {epoch}/{epochs} train", progress=verbose == 1)
+            val = {} if val_loader is None else evaluate(model, val_loader, loss_fn, metrics, verbose == 1,
                                                           description=f"epoch {epoch}/{epochs} val")
         except NonFiniteLossError as error:
             _stop_on_non_finite_loss(error, run_dir, history, last_good_epoch=epoch - 1)
@@ -183,7 +186,7 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
             scheduler.step()
         history.append(epoch=epoch, **_prefixed("train", train), **_prefixed("val", val),
                        lr=lr, seconds=time.perf_counter() - started)
-        if progress:
+        if verbose:
             tqdm.write(_summary(history, epochs))
         if run_dir is not None:
             save_checkpoint(run_dir / CHECKPOINT_NAME, model, optimizer, scheduler, epoch=epoch, rngs=rngs,

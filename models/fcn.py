@@ -171,8 +171,8 @@ class FCN(Segmenter):
 
         widths = [base_channels * multiplier for multiplier, _ in VGG16_STAGES]
         self.stages = nn.ModuleList(
-            nn.Sequential(conv_stage(c_in, c_out, convs, first_padding=None if aligned or i else 100),
-                          nn.MaxPool2d(2))
+            nn.Sequential(conv_stage(c_in, c_out, convs, first_padding=100 if not aligned and i == 0 else None),
+                          nn.MaxPool2d(2))  # the paper pads conv1_1 by 100 so that any input size works
             for i, (c_in, c_out, (_, convs)) in enumerate(zip([in_channels, *widths[:-1]], widths, VGG16_STAGES)))
         self.fc6 = nn.Sequential(nn.Conv2d(widths[4], fc_channels, 7, padding=3 if aligned else 0), nn.ReLU(),
                                  nn.Dropout(dropout))

@@ -4,8 +4,8 @@ A segmenter maps a batch of images to per-pixel class scores (logits, no softmax
 
     x: (N, in_channels, H, W)  ->  logits: (N, num_classes, H_out, W_out)
 
-``H_out = W_out`` rule per model: the same size as the input for UNet (padding="same"), SegNet and
-FCN, a smaller centre for the paper's UNet (padding="valid"). Each model says which input sizes it
+The logits have the input's size for UNet (padding="same"), SegNet and FCN, and cover a smaller
+centre for the paper's UNet (padding="valid"). Each model says which input sizes it
 accepts through ``output_size(size)``, a shape-only walk through its layers that raises a
 ValueError naming the nearest sizes that work.
 """
@@ -72,7 +72,7 @@ class Segmenter(nn.Module):
 
         def count(module, inputs, output):
             nonlocal total
-            macs_per_pixel = module.weight.data[0].size * module.weight.shape[0]  # C_in * C_out * k * k
+            macs_per_pixel = module.weight.size  # C_in * C_out * k_h * k_w
             pixels = inputs[0].shape[2:] if isinstance(module, nn.ConvTranspose2d) else output.shape[2:]
             total += 2 * macs_per_pixel * int(np.prod(pixels))
 

@@ -21,6 +21,11 @@ so the skip is larger than the upsampled map it joins and is centre-cropped to i
 paper's sizes (depth 4, base 64) a 572x572 tile gives a 388x388 map of the tile's centre; the
 crop sizes follow from the tensors' shapes, and ``UNet.output_size`` walks the same geometry
 without computing anything.
+
+Two choices differ from the seed's Keras code: the up-convolution is the paper's 2x2 transposed
+conv with stride 2 (the seed's 3x3, stride 2, "same" gives the same 2x size), and the network ends
+in logits, not a softmax: ``F.cross_entropy`` applies log-softmax itself, more stably. Dropout sits
+where the seed puts it: after each pool, and after each concatenation.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def test_clip_and_remove_small():
 def test_nms_hand_case():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9.0]], dtype=np.float64)
     scores = np.array([0.9, 0.8, 0.7, 0.95])
-    # box 3 (0.95) suppresses 0 (IoU 0.9) and 1 (IoU 0.64 > 0.5); box 2 is apart
+    # box 3 (0.95) suppresses 0 (IoU 0.9) and 1 (IoU 72/118 = 0.61 > 0.5); box 2 is apart
     np.testing.assert_array_equal(nms(boxes, scores, 0.5), [3, 2])
     # at threshold 0.7 box 1 survives box 3 (IoU 0.6 < 0.7), and box 0 is suppressed by box 3 (0.9)
     assert box_iou(boxes[3:4], boxes[1:2])[0, 0] < 0.7

@@ -148,7 +148,7 @@ def test_maps_are_upsampled_to_the_image_and_normalised():
        seed=st.integers(0, 2 ** 16))
 def test_integrated_gradients_of_a_homogeneous_relu_net_is_gradient_times_input(shape, steps, method, seed):
     manual_seed(seed)
-    model = BiasFreeReLUNet(shape[1], 3).double()
+    model = BiasFreeReLUNet(shape[1], 3).double().eval()
     x = images(seed, *shape)
     target = np.arange(shape[0]) % 3
     ig = integrated_gradients(model, x, target, steps=steps, method=method)
@@ -176,7 +176,7 @@ def test_integrated_gradients_trapezoid_error_falls_like_one_over_steps_squared(
 
 
 def test_integrated_gradients_rejects_unknown_rules_and_steps():
-    model = BiasFreeReLUNet(1, 2).double()
+    model = BiasFreeReLUNet(1, 2).double().eval()
     x = images(0, 1, 1, 6, 6)
     with pytest.raises(ValueError, match="method"):
         integrated_gradients(model, x, method="simpson")
@@ -288,3 +288,16 @@ def test_cam_rejects_features_that_do_not_match_the_linear_layer():
     model = CAMClassifier(1, 3, widths=(4, 6)).eval()
     with pytest.raises(ValueError, match="in_features"):
         class_activation_map(model.features[0], model.linear, images(0, 1, 1, 6, 6).astype(np.float32))
+
+
+def test_a_model_in_training_mode_is_refused_before_it_can_change():
+    """In training mode BatchNorm would mix the batch and update its running statistics."""
+    model = CAMClassifier(1, 3, widths=(4, 5))  # modules start in training mode, as in PyTorch
+    x = images(0, 2, 1, 6, 6).astype(np.float32)
+    before = model.state_dict()
+    for explain in (lambda: saliency(model, x), lambda: grad_cam(model.features, model.head, x),
+                    lambda: class_activation_map(model.features, model.linear, x), lambda: occlusion(model, x, 0, patch=2)):
+        with pytest.raises(ValueError, match="training mode"):
+            explain()
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)

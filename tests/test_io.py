@@ -64,7 +64,8 @@ def test_round_trip_restores_every_state_exactly(tmp_path):
 
 def test_checkpoint_is_a_flat_npz_without_pickle(tmp_path):
     model, optimizer, scheduler = build()
-    path = save_checkpoint(tmp_path / "c.npz", model, optimizer, scheduler, epoch=3, rngs={"g": np.random.default_rng(0)})
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer, scheduler, epoch=3,
+                           rngs={"g": np.random.default_rng(0)})
     with np.load(path, allow_pickle=False) as archive:
         names = set(archive.files)
         assert int(archive["meta/epoch"]) == 3
@@ -74,6 +75,9 @@ def test_checkpoint_is_a_flat_npz_without_pickle(tmp_path):
     assert any(name.startswith("optimizer/") for name in names)
     assert any(name.startswith("scheduler/") for name in names)
     assert sorted(os.listdir(tmp_path)) == ["c.npz"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not a temp file's 0600
 
 
 def test_atomic_write_failure_leaves_no_file(tmp_path):
@@ -144,7 +148,8 @@ def test_load_errors_name_what_is_missing(tmp_path):
 
     bigger_model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
                                  nn.Linear(2 * 4 * 4, 3), nn.Linear(3, 3))
-    with pytest.raises(ValueError, match=r"(?s)the model does not fit the checkpoint .*model_only.npz.*missing key\(s\): 5\.weight, 5\.bias"):
+    expected = r"(?s)the model does not fit the checkpoint .*model_only.npz.*missing key\(s\): 5\.weight, 5\.bias"
+    with pytest.raises(ValueError, match=expected):
         load_checkpoint(model_only, bigger_model)
 
 

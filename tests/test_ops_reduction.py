@@ -30,7 +30,7 @@ def reduced_count(shape, dim):
 REDUCTIONS = {
     "sum": (F.sum, np.sum, {}),
     "mean": (F.mean, np.mean, {}),
-    "max": (F.max, np.max, {"distinct": True}),  # no ties: the maximum is one element
+    "amax": (F.amax, np.max, {"distinct": True}),  # no ties: the maximum is one element
 }
 
 
@@ -62,7 +62,7 @@ def test_var_values_and_gradients(case, keepdim, unbiased, data):
 
 def test_max_splits_the_gradient_equally_among_ties():
     x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]]), requires_grad=True)
-    F.max(x, dim=1).backward(np.array([6.0, 5.0]))
+    F.amax(x, dim=1).backward(np.array([6.0, 5.0]))
     np.testing.assert_array_equal(x.grad, [[0.0, 3.0, 3.0], [5.0, 0.0, 0.0]])
 
 
@@ -82,7 +82,20 @@ def test_keepdim_shapes():
     assert F.max(x).shape == () and x.var(1, keepdim=True).shape == (2, 1, 4)
 
 
-@pytest.mark.parametrize("op", [F.sum, F.mean, F.max, F.var])
+@pytest.mark.parametrize("op", [F.sum, F.mean, F.amax, F.var])
 def test_out_of_range_dim_names_the_op(op):
     with pytest.raises(ValueError, match=rf"{op.__name__}: dim 3 is out of range for a tensor with 2 dims"):
         op(Tensor(np.ones((2, 3))), 3)
+
+
+def test_max_along_a_dim_returns_values_and_indices_like_torch():
+    x = Tensor(np.array([[1.0, 4.0, 3.0], [2.0, 0.0, -1.0]]), requires_grad=True)
+    values, indices = F.max(x, 1)
+    np.testing.assert_array_equal(values.data, [4.0, 2.0])
+    np.testing.assert_array_equal(indices.data, [1, 0])
+    assert indices.dtype == np.int64 and not indices.requires_grad
+    values.backward(np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 2.0, 0.0], [3.0, 0.0, 0.0]])
+    assert x.max(0, keepdim=True).indices.shape == (1, 3)
+    with pytest.raises(TypeError, match="max: dim must be one int"):
+        F.max(x, (0, 1))

@@ -50,7 +50,7 @@ CASES = {  # name: (minidl fn, torch fn, inputs)
     "sum": (lambda x: x.sum((0, 2), keepdim=True), lambda x: x.sum((0, 2), keepdim=True), [normal(2, 3, 4)]),
     "sum all": (F.sum, torch.sum, [normal(2, 3)]),
     "mean": (lambda x: F.mean(x, -1), lambda x: x.mean(-1), [normal(2, 3, 4)]),
-    "max dim": (lambda x: F.max(x, 1), lambda x: torch.amax(x, 1), [normal(3, 5)]),
+    "amax dim": (lambda x: F.amax(x, 1), lambda x: torch.amax(x, 1), [normal(3, 5)]),
     "max all": (F.max, torch.max, [normal(3, 5)]),
     "var": (lambda x: F.var(x, 1, keepdim=True), lambda x: torch.var(x, 1, keepdim=True), [normal(3, 5)]),
     "var biased": (lambda x: x.var(unbiased=False), lambda x: x.var(unbiased=False), [normal(3, 5)]),

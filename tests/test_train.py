@@ -58,7 +58,7 @@ def make_run(seed):
 def run_fit(run, epochs=EPOCHS, loss_fn=F.cross_entropy, **options):
     return fit(run["model"], run["optimizer"], loss_fn, run["train_loader"], epochs,
                val_loader=run["val_loader"], metrics={"accuracy": accuracy}, scheduler=run["scheduler"],
-               progress=False, **options)
+               verbose=0, **options)
 
 
 def reproducible(history: History) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor, no_grad
-from .gradients import as_array, resolve_target
+from .gradients import as_array, check_eval_mode, resolve_target
 from .maps import upsample as upsample_maps
 
 
@@ -32,6 +32,7 @@ def class_activation_map(features, linear, x, target=None, upsample: bool = True
     x = as_array(x)
     weight = as_array(linear.weight)
     bias = np.zeros(weight.shape[0], weight.dtype) if linear.bias is None else as_array(linear.bias)
+    check_eval_mode(features)
     with no_grad():
         activations = features(Tensor(x)).data
     if activations.ndim != 4 or activations.shape[1] != weight.shape[1]:

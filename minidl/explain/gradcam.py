@@ -21,12 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor, no_grad
-from .gradients import as_array, logit_gradient
+from .gradients import as_array, check_eval_mode, logit_gradient
 from .maps import upsample as upsample_maps
 
 
 def layer_gradient(features, head, x, target=None):
     """Feature maps ``A = features(x)`` (N, K, h, w) and ``d logit_target / d A`` (same shape)."""
+    check_eval_mode(features)
     with no_grad():
         activations = features(Tensor(as_array(x))).data
     if activations.ndim != 4:

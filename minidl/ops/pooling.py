@@ -41,7 +41,7 @@ class TakeAtIndices(Function):
 
     def backward(self, g):
         _, _, h, w = self.input_shape
-        grad = kernels.scatter_at_indices(_planes(g), self.indices, h * w, True)
+        grad = kernels.scatter_at_indices(_planes(g), self.indices, h * w, accumulate=True)
         return grad.reshape(self.input_shape)
 
 
@@ -55,7 +55,7 @@ class PutAtIndices(Function):
     def forward(self, x, indices, output_size):
         height, width = output_size
         self.input_shape, self.indices = x.shape, _planes(indices)
-        y = kernels.scatter_at_indices(_planes(x), self.indices, height * width, False)
+        y = kernels.scatter_at_indices(_planes(x), self.indices, height * width, accumulate=False)
         return y.reshape(*x.shape[:2], height, width)
 
     def backward(self, g):

@@ -1,6 +1,8 @@
-"""Reductions over dimensions: sum, mean, max, var (``dim`` an int, a tuple or None = all)."""
+"""Reductions over dimensions: sum, mean, amax/max, var (``dim`` an int, a tuple or None = all)."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,9 +75,28 @@ def mean(x: Tensor, dim=None, keepdim=False) -> Tensor:
     return Mean.apply(x, dims=normalize_dims(dim, x.ndim, "mean"), keepdim=keepdim)
 
 
-def max(x: Tensor, dim=None, keepdim=False) -> Tensor:
-    """Maximum values over ``dim`` (only the values; use ``Tensor.argmax`` for positions)."""
-    return Max.apply(x, dims=normalize_dims(dim, x.ndim, "max"), keepdim=keepdim)
+def amax(x: Tensor, dim=None, keepdim=False) -> Tensor:
+    """Maximum values over ``dim`` (an int, a tuple or None = all), as ``torch.amax``."""
+    return Max.apply(x, dims=normalize_dims(dim, x.ndim, "amax"), keepdim=keepdim)
+
+
+class MaxResult(NamedTuple):
+    """What ``max(x, dim)`` returns, as ``torch.max``: the values and their positions along ``dim``."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def max(x: Tensor, dim=None, keepdim=False):
+    """As ``torch.max``: ``max(x)`` is the largest element (a 0-d Tensor); ``max(x, dim)`` is a
+    ``(values, indices)`` pair along one dim, the indices an int64 Tensor outside the graph."""
+    if dim is None:
+        return amax(x)
+    if not isinstance(dim, int):
+        raise TypeError(f"max: dim must be one int (use amax for several dims), got {dim!r}")
+    values = amax(x, dim, keepdim)
+    axis = normalize_dims(dim, x.ndim, "max")[0]
+    return MaxResult(values, Tensor(np.argmax(x.data, axis=axis, keepdims=keepdim).astype(np.int64)))
 
 
 def var(x: Tensor, dim=None, unbiased=True, keepdim=False) -> Tensor:

@@ -2,3 +2,4 @@
 
 from .curves import plot_training_curves
 from .explanations import plot_attribution_table, plot_cam_grid, plot_perturbation_curves, plot_randomization
+from .segmentation import plot_segmentations

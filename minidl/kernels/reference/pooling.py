@@ -35,8 +35,8 @@ def scatter_at_indices(values, indices, plane_size, accumulate):
     if accumulate:
         np.add.at(out, (np.arange(planes)[:, None], flat_indices), flat_values)
     else:
-        for p in range(planes):  # NumPy assigns repeated indices in order: the last write wins
-            out[p, flat_indices[p]] = flat_values[p]
+        for p, k in np.ndindex(flat_indices.shape):  # one by one, in order: the last write wins
+            out[p, flat_indices[p, k]] = flat_values[p, k]
     return out
 
 
