@@ -104,12 +104,12 @@ def main(argv=None) -> dict:
 
     model = CAMClassifier(in_channels=1, num_classes=len(FashionMNIST.classes))
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     parameters = sum(p.data.size for p in model.parameters())
     print(f"model: CAMClassifier with {parameters:,} parameters; {args.epochs} epochs")
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, metrics=metrics,
-                  scheduler=scheduler, run_dir=args.out, progress=not args.no_progress)
+                  scheduler=scheduler, run_dir=args.out, verbose=2 if args.no_progress else 1)
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=not args.no_progress, description="test")
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f})")
 

@@ -100,12 +100,12 @@ def main(argv=None) -> dict:
 
     model = CAMClassifier(in_channels=3, num_classes=2, widths=(16, 32, 64, 128))
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     parameters = sum(p.data.size for p in model.parameters())
     print(f"model: CAMClassifier with {parameters:,} parameters; {args.epochs} epochs")
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, metrics=metrics,
-                  scheduler=scheduler, run_dir=args.out, progress=progress)
+                  scheduler=scheduler, run_dir=args.out, verbose=1 if progress else 2)
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=progress, description="test")
     majority = max(np.mean(test_set.targets == 0), np.mean(test_set.targets == 1))
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f}; always guessing the majority "

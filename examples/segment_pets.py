@@ -45,16 +45,18 @@ def training_options(description: str, default_out: str) -> argparse.ArgumentPar
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--epochs", type=int, default=12, help="passes over the training images")
     parser.add_argument("--batch-size", type=int, default=16, help="images per gradient step")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's initial learning rate (cosine decay to 0)")
     parser.add_argument("--base-channels", type=int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=int, default=64, help="image side (the bundled sample is 64)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, flips")
     parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (quick trials)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
     parser.add_argument("--data-root", default=None,
                         help="folder with images/ and annotations/ of the full data set; omit for the bundled sample")
     parser.add_argument("--out", default=default_out, help="run folder")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's checkpoint up to --epochs (a larger --epochs extends "
+                             "the run; the cosine schedule then spans the new total)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -110,18 +112,22 @@ def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray) -> list[str]:
 def train_segmenter(name: str, train: ArrayDataset, test: ArrayDataset, args, run_dir: Path):
     """Build model ``name``, train it with Adam for ``args.epochs`` epochs; return (model, history).
 
+    The learning rate follows a half cosine from ``args.lr`` down to 0 over the epochs, so the last
+    epochs take small steps and the final weights do not depend on where one noisy step landed.
+
     Everything random is seeded from ``args.seed``: initialisation and dropout (minidl's global
     generator), the loader's shuffling and the flips; ``fit`` saves their states in the checkpoint.
     """
     manual_seed(args.seed)
     model = build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     flip = RandomHorizontalFlip(seed=args.seed + 1)
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed, transform=flip)
     test_loader = DataLoader(test, batch_size=args.batch_size)
     history = fit(model, optimizer, segmentation_loss, train_loader, args.epochs, val_loader=test_loader,
-                  metrics={"pixel_accuracy": pixel_accuracy}, run_dir=run_dir, resume=args.resume,
-                  verbose=0 if args.no_progress else 1)
+                  metrics={"pixel_accuracy": pixel_accuracy}, scheduler=schedule, run_dir=run_dir,
+                  resume=args.resume, verbose=0 if args.no_progress else 1)
     return model, history
 
 

@@ -1,6 +1,6 @@
 """Train a small CNN (models/fashion_cnn.py) on Fashion-MNIST and report its test accuracy.
 
-    python examples/train_fashion_mnist.py                    # bundled subset (12,000 train / 2,000 test)
+    python examples/train_fashion_mnist.py                    # bundled subset (10,000 train / 2,000 test)
     python examples/train_fashion_mnist.py --data-root ../shared/data/fashion-mnist   # full data set
     python examples/train_fashion_mnist.py --epochs 12 --resume   # continue the run in --out to epoch 12
 
@@ -27,6 +27,7 @@ from minidl.data import ArrayDataset, DataLoader, FashionMNIST, RandomHorizontal
 from minidl.io import save_json
 from minidl.metrics import accuracy
 from minidl.train import CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME, evaluate, fit
+from minidl.viz import plot_training_curves
 from models.fashion_cnn import FashionCNN
 
 
@@ -104,6 +105,9 @@ def main(argv=None) -> dict:
         "history": history.to_dict(),
     }
     save_json(args.out / METRICS_NAME, summary)
+    plot_training_curves(history.to_dict(), args.out / CURVES_NAME,
+                         title=f"FashionCNN on Fashion-MNIST ({len(train_set):,} training images): "
+                               f"test accuracy {test['accuracy']:.1%}")
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f}) after {len(history)} epochs, "
           f"{summary['train_seconds']:.0f} s of training")
     for name in (CHECKPOINT_NAME, METRICS_NAME, CURVES_NAME):

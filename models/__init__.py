@@ -7,6 +7,7 @@
 
 from .classifier import CAMClassifier
 from .fcn import FCN, FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
+from .mask_rcnn import MaskRCNN, MaskRCNNConfig
 from .segmenter import Segmenter
 from .segnet import SegNet
 from .unet import UNet

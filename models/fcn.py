@@ -74,9 +74,8 @@ class CoordinateMap:
         if isinstance(module, nn.ConvTranspose2d):
             return cls.of_transposed_conv(_side(module.kernel_size), _side(module.stride), _side(module.padding))
         if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-            stride = module.kernel_size if module.stride is None else module.stride
-            return cls.of_conv(_side(module.kernel_size), _side(stride), _side(module.padding),
-                               _side(getattr(module, "dilation", 1)))
+            return cls.of_conv(_side(module.kernel_size), _side(module.stride), _side(module.padding),
+                               _side(module.dilation))
         return cls()
 
     @classmethod
@@ -126,8 +125,7 @@ def _output_side(module, size: int) -> int:
     if isinstance(module, nn.ConvTranspose2d):
         return (size - 1) * _side(module.stride) - 2 * _side(module.padding) + _side(module.kernel_size)
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-        kernel, stride = _side(module.kernel_size), _side(module.stride or module.kernel_size)
-        dilation = _side(getattr(module, "dilation", 1))
+        kernel, stride, dilation = _side(module.kernel_size), _side(module.stride), _side(module.dilation)
         return (size + 2 * _side(module.padding) - dilation * (kernel - 1) - 1) // stride + 1
     for child in module.children():
         size = _output_side(child, size)

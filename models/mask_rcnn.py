@@ -345,6 +345,8 @@ class MaskRCNN(nn.Module):
     def predict_masks(self, features: Tensor, boxes: list, labels: list) -> list:
         """Mask probabilities pasted into the image: per image (D, H, W), for the given boxes and classes."""
         image_size = image_size_of(features)
+        if sum(len(b) for b in boxes) == 0:
+            return [np.zeros((0, *image_size), dtype=features.dtype) for _ in boxes]
         with no_grad():
             logits = self.mask_head(self.roi_features(features, boxes, self.config.mask_roi_size)).data
         rows = np.arange(len(logits))

@@ -6,6 +6,8 @@ gradient check runs at the default tight tolerances; sizes are kept tiny because
 two forward passes per input element.
 """
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from helpers import check_gradients, check_op
@@ -162,8 +164,8 @@ def test_kernels_match_reference(case, dtype):
     x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
     g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
 
-    cols = kernels.im2col(x[0], kernel_size, *geometry, output_size)
-    assert_close(cols, reference.im2col(x[0], kernel_size, *geometry, output_size), dtype)
+    cols = kernels.im2col(x, kernel_size, *geometry, output_size)
+    assert_close(cols, reference.im2col(x, kernel_size, *geometry, output_size), dtype)
     assert_close(kernels.col2im(cols, x_shape[2:], kernel_size, *geometry, output_size),
                  reference.col2im(cols, x_shape[2:], kernel_size, *geometry, output_size), dtype)
     assert_close(kernels.conv2d_forward(x, w, *geometry, output_size),
@@ -174,12 +176,34 @@ def test_kernels_match_reference(case, dtype):
                  reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
 
 
+@pytest.mark.parametrize("chunk, parallel_min", [(None, None), (200, 0), (1, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunked_and_parallel_paths_match_reference(chunk, parallel_min, dtype):
+    """The tiny hypothesis cases take one chunk and the serial loops; shrink the thresholds (or use a
+    larger input) so the batch is split into chunks and the parallel loops run."""
+    x_shape, w_shape = ((3, 4, 9, 8), (5, 4, 3, 2)) if chunk else ((2, 8, 40, 40), (6, 8, 3, 3))
+    geometry = (2, 1), (1, 2), (1, 2)
+    output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
+    x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
+    g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
+    with mock.patch.multiple(kernels, CHUNK_ELEMENTS=chunk or kernels.CHUNK_ELEMENTS,
+                             PARALLEL_MIN_ELEMENTS=kernels.PARALLEL_MIN_ELEMENTS if parallel_min is None else parallel_min):
+        results = [kernels.conv2d_forward(x, w, *geometry, output_size),
+                   kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+                   kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
+    expected = [reference.conv2d_forward(x, w, *geometry, output_size),
+                reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+                reference.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
+    for actual, wanted in zip(results, expected):
+        assert_close(actual, wanted, dtype)
+
+
 def test_im2col_takes_only_the_first_output_positions():
     """A smaller output_size keeps the leading patches (conv_transpose2d's backward relies on it)."""
-    x = random((2, 7, 6))
+    x = random((2, 2, 7, 6))
     full = kernels.im2col(x, (3, 2), (1, 2), (1, 0), (2, 1), (5, 3))
     part = kernels.im2col(x, (3, 2), (1, 2), (1, 0), (2, 1), (4, 2))
-    np.testing.assert_array_equal(part, full.reshape(-1, 5, 3)[:, :4, :2].reshape(-1, 8))
+    np.testing.assert_array_equal(part, full.reshape(-1, 2, 5, 3)[:, :, :4, :2].reshape(-1, 16))
 
 
 # ---------------------------------------------------------------- dtypes and mutation

@@ -8,16 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minidl
-from minidl import Tensor, optim
+from minidl import Tensor
 from minidl import functional as F
-from minidl.data import OxfordPets
 from models import FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
 from models.fcn import bilinear_upsampling
 from tests.helpers import check_gradients
-
-
-def rand(*shape, seed=0):
-    return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
 
 def paper_vgg16_maps():
@@ -144,18 +140,9 @@ def test_gradients_of_the_skip_fusion_and_crops_float64():
 
 
 def test_fcn8s_learns_one_real_image():
-    pets = OxfordPets(split="trainval")
-    x, mask = Tensor(pets.images[2:3, :, ::2, ::2].copy()), pets.targets[2:3, ::2, ::2].copy()
+    x, mask = pet_photo(2, step=2)  # 32x32
     minidl.manual_seed(0)
-    model = FCN8s(3, 2, base_channels=4, fc_channels=8, dropout=0.0)
-    optimizer = optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), mask)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_on_one_image(FCN8s(3, 2, base_channels=4, fc_channels=8, dropout=0.0), x, mask, steps=30)
     assert losses[-1] < 0.5 * losses[0]
 
 

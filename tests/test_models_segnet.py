@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import Tensor, optim
 from minidl import functional as F
-from minidl.data import OxfordPets
 from models import SegNet, UNet
 from tests.helpers import check_gradients
-
-
-def rand(*shape, seed=0):
-    return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 32, 48), (1, 3, 37, 29)])
@@ -57,19 +52,9 @@ def test_gradients_of_a_tiny_segnet_float64():
 
 
 def test_overfits_one_real_image():
-    pets = OxfordPets(split="trainval")
-    x = Tensor(pets.images[1:2, :, ::4, ::4].copy())
-    mask = pets.targets[1:2, ::4, ::4].copy()
+    x, mask = pet_photo(1, step=4)
     minidl.manual_seed(0)
-    model = SegNet(3, 2, base_channels=4, depth=2)
-    optimizer = optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), mask)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_on_one_image(SegNet(3, 2, base_channels=4, depth=2), x, mask, steps=40)
     assert losses[-1] < 0.2 * losses[0]
 
 

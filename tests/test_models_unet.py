@@ -4,16 +4,11 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import Tensor, optim
 from minidl import functional as F
-from minidl.data import OxfordPets
 from models import UNet
 from models.unet import Decoder, DecoderBlock, Encoder, EncoderBlock, bottleneck, conv2d_block
 from tests.helpers import check_gradients
-
-
-def rand(*shape, seed=0, dtype=np.float32):
-    return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
 
 def test_each_step_maps_the_documented_shapes():
@@ -74,19 +69,10 @@ def test_conv_flops_counts_every_multiply_add():
 
 
 def test_overfits_one_real_image():
-    pets = OxfordPets(split="trainval")
-    x = Tensor(pets.images[:1, :, ::4, ::4].copy())  # one photo at 16x16
-    mask = pets.targets[:1, ::4, ::4].copy()
+    x, mask = pet_photo(0, step=4)  # 16x16
     minidl.manual_seed(0)
     model = UNet(3, 2, base_channels=4, depth=2, dropout=0.0)
-    optimizer = optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), mask)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_on_one_image(model, x, mask, steps=40)
     assert losses[-1] < 0.2 * losses[0]
     model.eval()
     assert (model(x).data.argmax(axis=1) == mask).mean() > 0.95

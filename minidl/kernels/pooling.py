@@ -14,7 +14,8 @@ values along them:
     max_unpool2d backward:  dL/dx[p, k] = g[p].flat[indices[p, k]]       (gather)
 
 All kernels take arrays of shape (P, H, W), one plane per (n, c), and run the planes in parallel
-(``prange``). A plane is written by exactly one thread, so the scatters have no races.
+(``prange``). A plane is written by exactly one thread, so the scatters have no races. Like all
+Numba code they do not check bounds: ``minidl.ops.pooling`` validates sizes and indices first.
 Each function has a NumPy twin of the same name in ``minidl.kernels.reference.pooling``.
 """
 

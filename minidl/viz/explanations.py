@@ -120,8 +120,10 @@ def plot_randomization(result, image: np.ndarray, path, image_index: int = 0,
     result: ``layers`` (L names), ``correlations`` (L, N), ``maps`` (L, N, H, W);  image: (C, H, W).
     """
     steps = len(result.layers)
-    figure = Figure(figsize=(max(8.0, 1.6 * (steps + 1)), 6), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=[1.2, 1])
+    width = max(8.0, 1.6 * (steps + 1))
+    row_height = width / (steps + 1) + 0.4  # square map panels plus their titles
+    figure = Figure(figsize=(width, 3.6 + row_height), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=[3.6, row_height])
     axes = top.subplots()
     positions = np.arange(steps)
     axes.plot(positions, result.correlations.mean(axis=1), marker="o", label="mean over images")

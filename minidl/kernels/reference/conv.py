@@ -31,27 +31,28 @@ def _padded_zeros(n_batch, channels, image_size, padding, dtype):
 
 
 def im2col(x, kernel_size, stride, padding, dilation, output_size):
-    """cols[(c, i, j), (oy, ox)] = x_padded[c, oy*sh + i*dh, ox*sw + j*dw] for one image x: (C, H, W), via as_strided."""
-    x_padded = np.ascontiguousarray(_pad(x[None], padding)[0])
-    s_c, s_h, s_w = x_padded.strides
-    patches = np.lib.stride_tricks.as_strided(
+    """cols[(c, i, j), (n, oy, ox)] = x_padded[n, c, oy*sh + i*dh, ox*sw + j*dw], via as_strided."""
+    n_batch, channels = x.shape[:2]
+    x_padded = np.ascontiguousarray(_pad(x, padding))
+    s_n, s_c, s_h, s_w = x_padded.strides
+    patches = np.lib.stride_tricks.as_strided(  # patches[n, c, i, j, oy, ox]
         x_padded,
-        shape=(x.shape[0], *kernel_size, *output_size),
-        strides=(s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1]),
+        shape=(n_batch, channels, *kernel_size, *output_size),
+        strides=(s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1]),
         writeable=False,
     )
-    return patches.reshape(x.shape[0] * kernel_size[0] * kernel_size[1], -1)
+    return patches.transpose(1, 2, 3, 0, 4, 5).reshape(channels * kernel_size[0] * kernel_size[1], -1)
 
 
 def col2im(cols, image_size, kernel_size, stride, padding, dilation, output_size):
-    """x[c, y, x] = sum of the cols entries copied from pixel (y, x): one slice-add per kernel offset."""
+    """x[n, c, y, x] = sum of the cols entries copied from pixel (y, x): one slice-add per kernel offset."""
     channels = cols.shape[0] // (kernel_size[0] * kernel_size[1])
-    patches = cols.reshape(1, channels, *kernel_size, *output_size)
-    x_padded = _padded_zeros(1, channels, image_size, padding, cols.dtype)
+    patches = cols.reshape(channels, *kernel_size, -1, *output_size).transpose(3, 0, 1, 2, 4, 5)
+    x_padded = _padded_zeros(patches.shape[0], channels, image_size, padding, cols.dtype)
     for i in range(kernel_size[0]):
         for j in range(kernel_size[1]):
             _window(x_padded, i, j, stride, dilation, output_size)[...] += patches[:, :, i, j]
-    return _crop(x_padded, padding, image_size)[0]
+    return _crop(x_padded, padding, image_size)
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, output_size):

@@ -1,0 +1,44 @@
+"""Smoke run of examples/train_fashion_mnist.py on tiny IDX files: run folder written, resume continues."""
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+import train_fashion_mnist  # noqa: E402
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int):
+    """An official-format IDX file: big-endian uint32 magic and sizes, then the uint8 values."""
+    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
+    with gzip.open(path, "wb") as file:
+        file.write(header + array.astype(np.uint8).tobytes())
+
+
+def tiny_fashion_mnist(root: Path, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    for prefix, count in (("train", 40), ("t10k", 20)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)), 2051)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10, 2049)
+    return root
+
+
+def test_example_writes_its_run_folder_and_resumes(tmp_path, capsys):
+    root, out = tiny_fashion_mnist(tmp_path), tmp_path / "run"
+    options = ["--data-root", str(root), "--batch-size", "8", "--out", str(out), "--no-progress"]
+    first = train_fashion_mnist.main([*options, "--epochs", "1"])
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "curves.png", "metrics.json"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(first))
+    assert saved["epochs"] == 1 and saved["parameters"] == 29178
+    assert saved["data"] == {"source": str(root), "train": 36, "validation": 4, "test": 20}
+    assert 0 <= saved["test_accuracy"] <= 1 and saved["train_seconds"] > 0
+    assert f"wrote {out / 'curves.png'}" in capsys.readouterr().out
+
+    resumed = train_fashion_mnist.main([*options, "--epochs", "2", "--resume"])
+    assert resumed["history"]["epoch"] == [1, 2]
+    assert resumed["history"]["train_loss"][0] == first["history"]["train_loss"][0]

@@ -1,0 +1,75 @@
+"""Smoke runs of examples/cam_fashion_mnist.py and examples/saliency_cats_dogs.py on tiny data in the
+official formats: every promised file is written and metrics.json holds the promised numbers."""
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+import cam_fashion_mnist  # noqa: E402
+import saliency_cats_dogs  # noqa: E402
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int):
+    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
+    with gzip.open(path, "wb") as file:
+        file.write(header + array.astype(np.uint8).tobytes())
+
+
+def tiny_fashion_mnist(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 40), ("t10k", 20)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)), 2051)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10, 2049)
+    return root
+
+
+def tiny_oxford_pets(root: Path) -> Path:
+    """Six trainval and four test photos (capital initial = cat) with trimaps, 24 x 20 pixels."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True)
+    splits = {"trainval": ["Bengal_1", "Bengal_2", "Bengal_3", "beagle_1", "beagle_2", "beagle_3"],
+              "test": ["Bengal_4", "Bengal_5", "beagle_4", "beagle_5"]}
+    for split, names in splits.items():
+        for name in names:
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "images" / f"{name}.jpg")
+            Image.fromarray(rng.integers(1, 4, (20, 24), dtype=np.uint8)).save(
+                root / "annotations" / "trimaps" / f"{name}.png")
+        (root / "annotations" / f"{split}.txt").write_text("".join(f"{name} 1 1 1\n" for name in names))
+    return root
+
+
+def test_cam_example_writes_the_grids_and_the_cam_identity(tmp_path, capsys):
+    out = tmp_path / "run"
+    summary = cam_fashion_mnist.main(["--data-root", str(tiny_fashion_mnist(tmp_path)), "--epochs", "1",
+                                      "--grid", "6", "--class", "Bag", "--out", str(out), "--no-progress"])
+    assert sorted(p.name for p in out.iterdir()) == ["cam_class_bag.png", "cam_grid.png", "checkpoint.npz",
+                                                     "curves.png", "metrics.json"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    assert 0 <= saved["test_accuracy"] <= 1
+    assert 0 <= saved["cam_identity_max_abs_error"] < 1e-4  # float32 rounding only
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_saliency_example_writes_its_figures_and_aucs(tmp_path):
+    out = tmp_path / "run"
+    summary = saliency_cats_dogs.main(["--data-root", str(tiny_oxford_pets(tmp_path / "pets")), "--size", "16",
+                                       "--epochs", "1", "--show", "2", "--evaluate", "3", "--steps", "4",
+                                       "--smoothgrad-samples", "2", "--out", str(out), "--no-progress"])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.npz", "curves.png", "metrics.json", "perturbation_curves.png", "saliency.png",
+        "sanity_check_grad-cam.png", "sanity_check_saliency.png"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    methods = ["saliency", "SmoothGrad", "Grad-CAM", "random"]
+    for kind in ("deletion_auc", "insertion_auc"):
+        assert list(saved[kind]) == methods and all(0 <= auc <= 1 for auc in saved[kind].values())
+    for rows in saved["randomization_spearman"].values():
+        assert rows["original"] == 1.0 and len(rows) == 6  # original + 4 convs + linear
