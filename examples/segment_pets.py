@@ -33,6 +33,7 @@ from minidl.data import IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, Rand
 from minidl.io import save_json  # noqa: E402
 from minidl.random import manual_seed  # noqa: E402
 from minidl.train import CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME, fit  # noqa: E402
+from minidl.viz.curves import plot_training_curves  # noqa: E402
 from minidl.viz.segmentation import plot_segmentations  # noqa: E402
 from models import SEGMENTERS, build_segmenter  # noqa: E402
 
@@ -150,6 +151,8 @@ def main(argv=None) -> dict:
     scores = segmentation_scores(predictions, test.targets)
     baseline = segmentation_scores(np.zeros_like(predictions), test.targets)
 
+    plot_training_curves(history.to_dict(), out / CURVES_NAME, title=f"{args.model} on Oxford-IIIT Pet "
+                         "(train: trainval split, val: test split)")
     shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
     plot_segmentations(test.images[shown], {"true mask": test.targets[shown], "predicted mask": predictions[shown]},
                        out / "predictions.png", overlay="predicted mask",

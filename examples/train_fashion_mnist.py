@@ -2,7 +2,7 @@
 
     python examples/train_fashion_mnist.py                    # bundled subset (10,000 train / 2,000 test)
     python examples/train_fashion_mnist.py --data-root ../shared/data/fashion-mnist   # full data set
-    python examples/train_fashion_mnist.py --epochs 12 --resume   # continue the run in --out to epoch 12
+    python examples/train_fashion_mnist.py --resume           # continue an interrupted run from its checkpoint
 
 One tenth of the training images is held out for validation (the curves); the test images are
 used once, at the end. Everything lands in the --out folder: checkpoint.npz (resumable),
@@ -37,9 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder with the official IDX files (train-images-idx3-ubyte.gz, ...) "
                              "(default: the subset bundled with minidl)")
-    parser.add_argument("--epochs", type=int, default=10,
+    parser.add_argument("--epochs", type=int, default=20,
                         help="train until this many epochs are complete (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="training mini-batch size (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=0.05,
                         help="initial learning rate of SGD with momentum 0.9, annealed to 0 along a cosine "
                              "(default: %(default)s)")

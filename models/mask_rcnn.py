@@ -294,9 +294,9 @@ class MaskRCNN(nn.Module):
         all_labels = np.concatenate(labels)
         class_loss = F.cross_entropy(class_logits, all_labels)
 
-        positive_boxes = [b[:len(m)] for b, m in zip(boxes, matches)]
-        positive_rows = np.concatenate([offset + np.arange(len(m)) for offset, m in
-                                        zip(np.cumsum([0] + [len(b) for b in boxes[:-1]]), matches)]).astype(np.int64)
+        positive_boxes = [b[:len(m)] for b, m in zip(boxes, matches)]  # positives come first in each image
+        starts = np.cumsum([0] + [len(b) for b in boxes[:-1]])
+        positive_rows = np.concatenate([start + np.arange(len(m)) for start, m in zip(starts, matches)]).astype(np.int64)
         positive_labels = all_labels[positive_rows]
         gt_boxes = np.concatenate([np.asarray(t["boxes"], dtype=np.float32).reshape(-1, 4)[m]
                                    for t, m in zip(targets, matches)])

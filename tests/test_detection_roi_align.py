@@ -49,13 +49,12 @@ def test_kernels_match_reference(g):
 
 
 @settings(max_examples=15, deadline=None)
-@given(geometry.filter(lambda g: g["height"] * g["width"] * g["batch"] * g["channels"] <= 120))
+@given(geometry.filter(lambda g: g["rois"] > 0 and g["height"] * g["width"] * g["batch"] * g["channels"] <= 120))
 def test_gradcheck(g):
+    """(The empty RoI list has its own test: there is no output to check a gradient against.)"""
     rng = np.random.default_rng(g["seed"])
     x = rng.standard_normal((g["batch"], g["channels"], g["height"], g["width"]))
     rois = random_rois(rng, g["rois"], g["batch"], (g["height"] / g["scale"], g["width"] / g["scale"]))
-    if not len(rois):
-        return  # no output to check a gradient against; the empty case has its own test
     check_gradients(lambda features: roi_align(features, rois, g["pooled"], g["scale"], g["sampling_ratio"],
                                                g["aligned"]), [x])
 

@@ -120,11 +120,13 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
     if scores.shape != (len(boxes),):
         raise ValueError(f"nms: scores must have shape ({len(boxes)},) for {len(boxes)} boxes, got {scores.shape}")
     order = np.argsort(-scores, kind="stable")
+    overlaps = box_iou(boxes[order], boxes[order])  # all pairs at once: one vectorised (N, N) product
+    suppressed = np.zeros(len(order), dtype=bool)
     keep = []
-    while order.size:
-        best, order = order[0], order[1:]
-        keep.append(best)
-        order = order[box_iou(boxes[best:best + 1], boxes[order])[0] <= iou_threshold]
+    for rank in range(len(order)):
+        if not suppressed[rank]:
+            keep.append(order[rank])
+            suppressed |= overlaps[rank] > iou_threshold
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -12,6 +12,13 @@ Semantics and argument order are those of ``torchvision.ops.roi_align``:
 with ``boxes`` either a (K, 5) array of rows (batch_index, x1, y1, x2, y2) or a list of per-image
 (L_i, 4) arrays. Use ``aligned=True`` (Detectron2's choice): it samples pixel centres correctly;
 ``aligned=False`` keeps the legacy half-pixel shift and 1x1 minimum box size.
+
+Parity with torchvision, as far as it can be stated without running it (it is not installed): the
+same sample positions, the same clamping of samples near the border and zeroing of samples more
+than one pixel outside, the same adaptive grid ceil(size / bins), no gradient for the boxes. One
+difference: the sample geometry is computed in float64 here (torchvision uses the input's dtype),
+so float32 outputs can differ in the last bits. The tests check the kernels against an
+independent NumPy twin (an explicit sampling matrix) and against values worked out by hand.
 """
 
 from __future__ import annotations

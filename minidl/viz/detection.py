@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -44,7 +45,9 @@ def draw_instances(axes, image: np.ndarray, boxes, labels, masks=None, scores=No
     axes.imshow(picture, extent=(0, width, height, 0), interpolation="nearest")
     for k, ((x1, y1, x2, y2), label) in enumerate(zip(np.asarray(boxes).reshape(-1, 4), labels)):
         colour = INSTANCE_COLORS[int(label) % len(INSTANCE_COLORS)]
-        axes.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
+        outline = Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5)
+        outline.set_path_effects([patheffects.withStroke(linewidth=2.6, foreground="black")])  # visible on any colour
+        axes.add_patch(outline)
         name = class_names[int(label)] if int(label) < len(class_names) else str(int(label))
         text = name if scores is None else f"{name} {scores[k]:.2f}"
         axes.text(x1, y1 - 0.5, text, color="white", fontsize=6, va="bottom",
@@ -57,7 +60,8 @@ def draw_instances(axes, image: np.ndarray, boxes, labels, masks=None, scores=No
 
 def plot_detections(images, predictions: Sequence[Mapping], ground_truths: Sequence[Mapping], path, *,
                     class_names: Sequence[str] = (), min_score: float = 0.5, title: str | None = None) -> Path:
-    """Save a PNG grid: per image, ground truth (left) next to predictions with score >= min_score (right).
+    """Save a PNG grid: one column per image, ground truth on top, predictions with score >=
+    ``min_score`` below.
 
     images: (N, 3, H, W) in [0, 1]; predictions: per image "boxes", "labels", "scores", "masks";
     ground_truths: per image "boxes", "labels", "masks". Returns the path.
@@ -67,19 +71,16 @@ def plot_detections(images, predictions: Sequence[Mapping], ground_truths: Seque
         raise ValueError(f"plot_detections: need (N, 3, H, W) images with one prediction and one ground truth "
                          f"each, got images {images.shape}, {len(predictions)} predictions, "
                          f"{len(ground_truths)} ground truths")
-    columns = 2
-    rows = len(images)
-    figure = Figure(figsize=(2.4 * columns, 2.4 * rows + 0.4), layout="constrained")
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for row, (image, prediction, truth) in enumerate(zip(images, predictions, ground_truths)):
-        draw_instances(grid[row, 0], image, truth["boxes"], truth["labels"], truth["masks"], class_names=class_names)
+    figure = Figure(figsize=(2.3 * len(images) + 0.4, 5.2), layout="constrained")
+    grid = figure.subplots(2, len(images), squeeze=False)
+    for column, (image, prediction, truth) in enumerate(zip(images, predictions, ground_truths)):
+        draw_instances(grid[0, column], image, truth["boxes"], truth["labels"], truth["masks"], class_names=class_names)
         shown = np.asarray(prediction["scores"]) >= min_score
-        draw_instances(grid[row, 1], image, np.asarray(prediction["boxes"])[shown],
+        draw_instances(grid[1, column], image, np.asarray(prediction["boxes"])[shown],
                        np.asarray(prediction["labels"])[shown], np.asarray(prediction["masks"])[shown],
                        np.asarray(prediction["scores"])[shown], class_names)
-        if row == 0:
-            grid[row, 0].set_title("ground truth", fontsize=10)
-            grid[row, 1].set_title(f"prediction (score >= {min_score})", fontsize=10)
+    grid[0, 0].set_ylabel("ground truth", fontsize=10)
+    grid[1, 0].set_ylabel(f"prediction\n(score >= {min_score})", fontsize=10)
     if title:
         figure.suptitle(title)
     return atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
