@@ -77,7 +77,7 @@ def _number(value):
 
 
 def run_epoch(model, loader, loss_fn, metrics: Mapping[str, Metric] | None = None, optimizer=None,
-              description: str = "", progress: bool = True) -> dict[str, float]:
+              description: str = "epoch", progress: bool = True) -> dict[str, float]:
     """One pass over ``loader``: train if an ``optimizer`` is given, otherwise evaluate without a graph.
 
     Returns the mean loss and metrics over all samples: each batch's value weighted by its size b,
@@ -159,6 +159,9 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
 
     A NaN or infinite loss stops training with NonFiniteLossError; the checkpoint on disk is then
     still the one of the last complete epoch, and ``metrics.json`` says why the run stopped.
+
+    The ``train_*`` numbers are running means over the epoch in training mode (dropout on, weights
+    still moving), the ``val_*`` numbers come from the model at the end of the epoch in eval mode.
 
     ``verbose``: 0 prints nothing, 1 shows progress bars (loss, metrics, batches/s) and a line per
     epoch, 2 only the line per epoch (for log files).

@@ -4,8 +4,10 @@ Threads. The kernels run their loops on Numba's threads and leave matrix product
 which has threads of its own; the two alternate and are never nested. What matters on a small
 machine is how each pool *waits* between jobs. Numba's default OpenMP layer spins its idle threads
 for a while, and those spinning threads steal the cores from the BLAS threads that run next (and
-from every other process): on 2 cores shared with other jobs, a conv2d forward + backward ran up to
-10x slower with it than with Numba's ``workqueue`` layer, whose idle threads sleep. So the
+from every other process). Measured on 2 cores shared with other jobs (load average ~9): forward +
+backward of all conv2d and conv_transpose2d layers of benchmarks/bench_kernels.py took 22 s with
+the OpenMP layer and 0.4-1.8 s with Numba's ``workqueue`` layer, whose idle threads check for work
+between 1-microsecond naps and so hand the core back at once. So the
 workqueue layer is the default here. It must be chosen before Numba starts its threads, hence
 this setting sits at the top of the package; a value the user set in the environment wins.
 """
