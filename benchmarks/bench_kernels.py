@@ -13,6 +13,7 @@ minimum (or median) of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -94,18 +95,19 @@ def cases(batch: int):
     import torch
 
     rng = np.random.default_rng(0)
-    for c_in, c_out, side in CONV_SHAPES:
-        arrays = [rng.standard_normal(s).astype(np.float32) for s in
-                  ((batch, c_in, side, side), (c_out, c_in, 3, 3), (c_out,))]
-        flops = 2 * batch * c_out * c_in * 9 * side * side
-        yield ("conv2d", f"{c_in}->{c_out} @{side}", lambda x, w, b: F.conv2d(x, w, b, padding=1),
-               lambda x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1), arrays, flops)
-    for c_in, c_out, side in TRANSPOSED_SHAPES:
-        arrays = [rng.standard_normal(s).astype(np.float32) for s in
-                  ((batch, c_in, side, side), (c_in, c_out, 2, 2), (c_out,))]
-        flops = 2 * batch * c_in * c_out * 4 * side * side
-        yield ("conv_transpose2d", f"{c_in}->{c_out} @{side}", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2),
-               lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, stride=2), arrays, flops)
+    convolutions = [  # family, shapes, kernel size, weight shape from (C_in, C_out), options
+        ("conv2d", CONV_SHAPES, 3, lambda c_in, c_out: (c_out, c_in, 3, 3), dict(padding=1)),
+        ("conv_transpose2d", TRANSPOSED_SHAPES, 2, lambda c_in, c_out: (c_in, c_out, 2, 2), dict(stride=2)),
+    ]
+    for family, shapes, kernel, weight_shape, options in convolutions:
+        ours, theirs = getattr(F, family), getattr(torch.nn.functional, family)
+        for c_in, c_out, side in shapes:
+            arrays = [rng.standard_normal(s).astype(np.float32) for s in
+                      ((batch, c_in, side, side), weight_shape(c_in, c_out), (c_out,))]
+            # one multiply-add per weight and input pixel (conv2d with padding 1 keeps H_out = H)
+            flops = 2 * batch * c_in * c_out * kernel * kernel * side * side
+            yield (family, f"{c_in}->{c_out} @{side}", functools.partial(ours, **options),
+                   functools.partial(theirs, **options), arrays, flops)
     if hasattr(F, "max_pool2d"):
         for channels, side in POOL_SHAPES:
             arrays = [rng.standard_normal((batch, channels, side, side)).astype(np.float32)]

@@ -43,8 +43,8 @@ def _pair(name: str, argument: str, value, minimum: int) -> tuple:
     return int(pair[0]), int(pair[1])
 
 
-def _check_tensors(name: str, x, weight, bias, weight_layout: str):
-    """Ranks, dtypes and the bias shape; returns the three as Tensors (bias may stay None)."""
+def _check_tensors(name: str, x, weight, bias, weight_layout: str, out_axis: int):
+    """Ranks, dtypes and the bias shape (weight.shape[out_axis] = C_out); returns Tensors (bias may stay None)."""
     x, weight = (t if isinstance(t, Tensor) else Tensor(t) for t in (x, weight))
     for argument, tensor, layout in (("input", x, "(N, C_in, H, W)"), ("weight", weight, weight_layout)):
         if tensor.ndim != 4:
@@ -57,7 +57,7 @@ def _check_tensors(name: str, x, weight, bias, weight_layout: str):
         raise ValueError(f"{name}: weight has an empty kernel, shape {weight.shape}")
     if bias is not None:
         bias = bias if isinstance(bias, Tensor) else Tensor(bias)
-        channels = weight.shape[0] if weight_layout.startswith("(C_out") else weight.shape[1]
+        channels = weight.shape[out_axis]
         if bias.shape != (channels,):
             raise ValueError(f"{name}: bias must have shape ({channels},) (one per output channel), got {bias.shape}")
         if bias.dtype != x.dtype:
@@ -71,7 +71,27 @@ def _check_channels(name: str, x: Tensor, weight: Tensor, weight_channels: int):
                          f"(input {x.shape}, weight {weight.shape})")
 
 
-class Conv2d(Function):
+class _Convolution(Function):
+    """What conv2d and conv_transpose2d share: save the inputs, apply the linear map, add the bias;
+    backward computes only the gradients that are needed (dL/db = g summed over N, H_out, W_out)."""
+
+    def forward(self, x, weight, bias, stride, padding, dilation, output_size):
+        self.x, self.weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+        self.geometry = stride, padding, dilation
+        y = self.linear_map(output_size)
+        if bias is not None:
+            y += bias[:, None, None]
+        return y
+
+    def backward(self, g):
+        g = np.ascontiguousarray(g)
+        grad_x = self.input_gradient(g) if self.needs_input_grad[0] else None
+        grad_w = self.weight_gradient(g) if self.needs_input_grad[1] else None
+        grad_b = g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+class Conv2d(_Convolution):
     """y = conv2d(x, w) + b  (see the module docstring for the sums).
 
     dL/dx = conv_transpose2d(g, w),  dL/dw[o, c, i, j] = sum g[n, o, oy, ox] x_padded[n, c, oy*s + i*d, ox*s + j*d],
@@ -79,27 +99,17 @@ class Conv2d(Function):
     Shapes: x (N, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out,) -> y (N, C_out, H_out, W_out).
     """
 
-    def forward(self, x, weight, bias, stride, padding, dilation, output_size):
-        self.x, self.weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
-        self.geometry = stride, padding, dilation
-        y = kernels.conv2d_forward(self.x, self.weight, stride, padding, dilation, output_size)
-        if bias is not None:
-            y += bias[:, None, None]
-        return y
+    def linear_map(self, output_size):
+        return kernels.conv2d_forward(self.x, self.weight, *self.geometry, output_size)
 
-    def backward(self, g):
-        g = np.ascontiguousarray(g)
-        grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            grad_x = kernels.conv2d_backward_input(g, self.weight, self.x.shape[2:], *self.geometry)
-        if self.needs_input_grad[1]:
-            grad_w = kernels.conv2d_backward_weight(g, self.x, self.weight.shape[2:], *self.geometry)
-        if self.needs_input_grad[2]:
-            grad_b = g.sum(axis=(0, 2, 3))
-        return grad_x, grad_w, grad_b
+    def input_gradient(self, g):
+        return kernels.conv2d_backward_input(g, self.weight, self.x.shape[2:], *self.geometry)
+
+    def weight_gradient(self, g):
+        return kernels.conv2d_backward_weight(g, self.x, self.weight.shape[2:], *self.geometry)
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2d(_Convolution):
     """y = conv_transpose2d(x, w) + b: the adjoint of conv2d with the same w, stride, padding, dilation.
 
     y = A_w^T x  where  A_w is conv2d with weight w read as (C_out=C_in', C_in=C_out');
@@ -108,24 +118,14 @@ class ConvTranspose2d(Function):
     Shapes: x (N, C_in, H, W), w (C_in, C_out, kH, kW), b (C_out,) -> y (N, C_out, H_out, W_out).
     """
 
-    def forward(self, x, weight, bias, stride, padding, dilation, output_size):
-        self.x, self.weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
-        self.geometry = stride, padding, dilation
-        y = kernels.conv2d_backward_input(self.x, self.weight, output_size, stride, padding, dilation)
-        if bias is not None:
-            y += bias[:, None, None]
-        return y
+    def linear_map(self, output_size):
+        return kernels.conv2d_backward_input(self.x, self.weight, output_size, *self.geometry)
 
-    def backward(self, g):
-        g = np.ascontiguousarray(g)
-        grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            grad_x = kernels.conv2d_forward(g, self.weight, *self.geometry, self.x.shape[2:])
-        if self.needs_input_grad[1]:
-            grad_w = kernels.conv2d_backward_weight(self.x, g, self.weight.shape[2:], *self.geometry)
-        if self.needs_input_grad[2]:
-            grad_b = g.sum(axis=(0, 2, 3))
-        return grad_x, grad_w, grad_b
+    def input_gradient(self, g):
+        return kernels.conv2d_forward(g, self.weight, *self.geometry, self.x.shape[2:])
+
+    def weight_gradient(self, g):
+        return kernels.conv2d_backward_weight(self.x, g, self.weight.shape[2:], *self.geometry)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
@@ -136,7 +136,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
     Output (N, C_out, H_out, W_out) with H_out = floor((H + 2p - d(kH - 1) - 1) / s) + 1 (same for W).
     """
     name = "conv2d"
-    x, weight, bias = _check_tensors(name, x, weight, bias, "(C_out, C_in, kH, kW)")
+    x, weight, bias = _check_tensors(name, x, weight, bias, "(C_out, C_in, kH, kW)", out_axis=0)
     _check_channels(name, x, weight, weight.shape[1])
     stride, padding, dilation = (_pair(name, a, v, m) for a, v, m in
                                  (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)))
@@ -160,7 +160,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     among the sizes that a stride > 1 maps onto the same output.
     """
     name = "conv_transpose2d"
-    x, weight, bias = _check_tensors(name, x, weight, bias, "(C_in, C_out, kH, kW)")
+    x, weight, bias = _check_tensors(name, x, weight, bias, "(C_in, C_out, kH, kW)", out_axis=1)
     _check_channels(name, x, weight, weight.shape[0])
     stride, padding, output_padding, dilation = (
         _pair(name, a, v, m) for a, v, m in (("stride", stride, 1), ("padding", padding, 0),
