@@ -40,12 +40,13 @@ import numpy as np
 import minidl.functional as F
 from minidl import Tensor
 imported = time.perf_counter()
-x = Tensor(np.ones((1, 2, 6, 6), np.float32), requires_grad=True)
-F.conv2d(x, Tensor(np.ones((3, 2, 3, 3), np.float32), requires_grad=True), padding=1).sum().backward()
-F.conv_transpose2d(x, Tensor(np.ones((2, 3, 2, 2), np.float32), requires_grad=True), stride=2).sum().backward()
+for shape in [(1, 2, 6, 6), (2, 16, 64, 64)]:  # small inputs run the serial loops, large ones the parallel loops
+    x = Tensor(np.ones(shape, np.float32), requires_grad=True)
+    c = shape[1]
+    F.conv2d(x, Tensor(np.ones((c, c, 3, 3), np.float32), requires_grad=True), padding=1).sum().backward()
+    F.conv_transpose2d(x, Tensor(np.ones((c, c, 2, 2), np.float32), requires_grad=True), stride=2).sum().backward()
 print(imported - start, time.perf_counter() - imported)
 """
-
 
 def milliseconds(fn) -> float:
     start = time.perf_counter()
@@ -163,7 +164,7 @@ def main():
     print(f"load average now {os.getloadavg()[0]:.1f} (other processes on these cores make the timings noisy)")
     imported, first = first_call_seconds()
     print(f"\nfirst call with a warm Numba cache (fresh process): import minidl.functional {imported:.2f} s, "
-          f"first conv2d + conv_transpose2d forward/backward {first:.2f} s")
+          f"first conv2d + conv_transpose2d forward/backward, small and large inputs {first:.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
 """Train a small Mask R-CNN on synthetic shapes and report COCO-style box and mask AP.
 
-    python examples/mask_rcnn_shapes.py                      # 600 steps of batch 8, about 10 minutes
-    python examples/mask_rcnn_shapes.py --steps 50 --out runs/quick
+    python examples/mask_rcnn_shapes.py                      # 600 steps of batch 8, a few minutes on 2 cores
+    python examples/mask_rcnn_shapes.py --steps 50 --val-images 20 --out runs/quick
 
 Data: 64x64 images with 1-4 squares, circles and triangles (``minidl.detection.shapes``); a fresh
 training image for every slot of every batch (seeded), and the fixed validation set of 200 images.
 Training: Adam with a linear warm-up and a cosine decay, all five loss terms summed with weight 1,
 until ``--steps`` are done or ``--time-budget`` seconds have passed, whichever comes first (the
-cosine follows the nearer of the two, so a run cut by the clock still ends at a small rate). Evaluation on the 200 validation images:
-box and mask AP at IoU 0.5, 0.75 and 0.5:0.95 (101-point COCO interpolation), plus diagnostics:
-RPN recall at IoU 0.5 (proposals vs ground-truth boxes) and the mean mask IoU when the mask head
-is given the ground-truth boxes and classes (mask quality without detection errors).
+cosine follows the nearer of the two, so a run cut by the clock still ends at a small rate).
 
-Writes into ``--out``: ``metrics.json`` (the numbers above, train_seconds, seconds per step, the
-per-step loss terms), ``losses.png`` (loss terms per step), ``predictions.png`` (validation images,
-ground truth next to predictions) and ``checkpoint.npz``.
+Evaluation on the validation images: box and mask AP at IoU 0.5, 0.75 and 0.5:0.95 (101-point COCO
+interpolation), plus diagnostics: RPN recall at IoU 0.5 (proposals vs ground-truth boxes) and the
+mean mask IoU when the mask head is given the ground-truth boxes and classes (mask quality
+without detection errors).
+
+Writes into ``--out``: ``metrics.json`` (the numbers above, train_seconds, wall and CPU seconds per
+step, the per-step loss terms), ``losses.png`` (loss terms per step), ``predictions.png``
+(validation images, ground truth above predictions) and ``checkpoint.npz``.
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="proposals sampled per image to train the box head")
     parser.add_argument("--val-images", type=int, default=200, help="evaluate on the first N validation images")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", default=None,
-                        help="unused: the shapes are generated (accepted for the examples' common interface)")
     parser.add_argument("--out", default="runs/mask_rcnn_shapes", help="run folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)

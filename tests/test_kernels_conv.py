@@ -222,6 +222,14 @@ def test_float32_stays_float32_and_inputs_are_not_mutated(op):
         np.testing.assert_array_equal(leaf.data, before)
 
 
+@pytest.mark.parametrize("op, w_shape", [("conv2d", (4, 3, 3, 3)), ("conv_transpose2d", (3, 4, 3, 3))])
+def test_empty_batch(op, w_shape):
+    x, w = Tensor(np.zeros((0, 3, 5, 6)), requires_grad=True), Tensor(random(w_shape), requires_grad=True)
+    y = getattr(F, op)(x, w, padding=1)
+    y.backward(np.zeros(y.shape))
+    assert y.shape[0] == 0 and x.grad.shape == x.shape and not w.grad.any()
+
+
 def test_non_contiguous_inputs():
     x = random((2, 5, 6, 3)).transpose(0, 3, 1, 2)  # (2, 3, 5, 6), not C-contiguous
     w = random((3, 3, 2, 2))[:, :, ::-1]

@@ -1,5 +1,9 @@
 """Mask R-CNN end to end on tiny cases: overfitting, inference output, border objects, proposals."""
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -49,7 +53,7 @@ def test_overfitting_one_image_drives_every_loss_down_and_recovers_masks():
     model = small_model()
     before = fixed_losses(model, images, targets, proposals)
     optimizer = minidl.optim.Adam(model.parameters(), lr=5e-3)
-    steps = 240
+    steps = 180
     for step in range(steps):
         optimizer.param_groups[0]["lr"] = 5e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
         optimizer.zero_grad()
@@ -133,3 +137,18 @@ def test_training_needs_targets():
         model(np.zeros((1, 3, 64, 64), dtype=np.float32))
     with pytest.raises(ValueError, match="multiples of 4"):
         model(np.zeros((1, 3, 62, 64), dtype=np.float32), [{}])
+
+
+def test_example_writes_its_run_folder(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import mask_rcnn_shapes
+
+    metrics = mask_rcnn_shapes.main(["--steps", "2", "--batch-size", "2", "--val-images", "6", "--no-progress",
+                                     "--out", str(tmp_path)])
+    for name in ("metrics.json", "losses.png", "predictions.png", "checkpoint.npz"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("box_ap50", "mask_ap50", "mask_ap75", "mask_ap", "train_seconds", "rpn_recall50",
+                "mask_iou_on_gt_boxes"):
+        assert key in saved and saved[key] == metrics[key], key
+    assert saved["steps"] == 2 and len(saved["losses"]["mask"]) == 2 and saved["val_images"] == 6

@@ -173,8 +173,8 @@ def _col2im_add(cols, image, kernel_size, stride, padding, dilation, output_size
 
 def _chunks(n_batch: int, entries_per_image: int) -> list:
     """Equal slices of the batch whose patch matrices hold about CHUNK_ELEMENTS entries (>= 1 image)."""
-    count = min(n_batch, max(1, -(-n_batch * entries_per_image // CHUNK_ELEMENTS)))
-    size = -(-n_batch // count)
+    count = max(1, min(n_batch, -(-n_batch * entries_per_image // CHUNK_ELEMENTS)))
+    size = max(1, -(-n_batch // count))  # an empty batch gives no chunks
     return [slice(start, start + size) for start in range(0, n_batch, size)]
 
 
