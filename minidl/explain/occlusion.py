@@ -15,14 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops.arguments import pair
 from .gradients import as_array, logits_of, resolve_target
-
-
-def _pair(value, name):
-    pair = (value, value) if np.ndim(value) == 0 else tuple(value)
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(f"occlusion: {name} must be a positive int or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def occlusion(model, x, target=None, patch=8, stride=4, baseline: float = 0.0, batch_size: int = 64) -> np.ndarray:
@@ -32,7 +26,7 @@ def occlusion(model, x, target=None, patch=8, stride=4, baseline: float = 0.0, b
     baseline: the value written into the occluded patch;  batch_size: occluded copies per forward.
     """
     x = as_array(x)
-    (ph, pw), (sh, sw) = _pair(patch, "patch"), _pair(stride, "stride")
+    (ph, pw), (sh, sw) = pair("occlusion", "patch", patch, 1), pair("occlusion", "stride", stride, 1)
     height, width = x.shape[-2:]
     if ph > height or pw > width:
         raise ValueError(f"occlusion: patch {(ph, pw)} is larger than the image {(height, width)}")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from .. import functional as F
+from ..ops.arguments import pair
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(value) -> tuple:
-    return (value, value) if isinstance(value, numbers.Integral) else tuple(value)
 
 
 class _ConvNd(Module):
@@ -27,8 +23,10 @@ class _ConvNd(Module):
                  weight_shape):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation, self.output_padding = _pair(padding), _pair(dilation), _pair(output_padding)
+        name = type(self).__name__
+        self.kernel_size, self.stride = pair(name, "kernel_size", kernel_size, 1), pair(name, "stride", stride, 1)
+        self.padding, self.dilation = pair(name, "padding", padding, 0), pair(name, "dilation", dilation, 1)
+        self.output_padding = pair(name, "output_padding", output_padding, 0)
         self.weight = Parameter(np.empty(weight_shape + self.kernel_size, dtype=np.float32))
         self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None)
         init.default_layer_init_(self.weight, self.bias)

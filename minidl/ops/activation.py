@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .dims import normalize_dim
+from .arguments import normalize_dim
 
 
 def _log_softmax(x: np.ndarray, dim: int) -> np.ndarray:

@@ -28,19 +28,7 @@ import numpy as np
 
 from ..kernels import conv as kernels
 from ..tensor import Function, Tensor
-
-
-def _pair(name: str, argument: str, value, minimum: int) -> tuple:
-    """An int or a pair of ints -> (h, w), each at least ``minimum``."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    pair = (value, value) if is_int(value) else value
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_int(v) for v in pair)):
-        raise TypeError(f"{name}: {argument} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name}: {argument} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
+from .arguments import pair
 
 
 def _check_tensors(name: str, x, weight, bias, weight_layout: str, out_axis: int):
@@ -138,7 +126,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
     name = "conv2d"
     x, weight, bias = _check_tensors(name, x, weight, bias, "(C_out, C_in, kH, kW)", out_axis=0)
     _check_channels(name, x, weight, weight.shape[1])
-    stride, padding, dilation = (_pair(name, a, v, m) for a, v, m in
+    stride, padding, dilation = (pair(name, a, v, m) for a, v, m in
                                  (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)))
     span = tuple(d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:]))
     padded = tuple(size + 2 * p for size, p in zip(x.shape[2:], padding))
@@ -163,7 +151,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     x, weight, bias = _check_tensors(name, x, weight, bias, "(C_in, C_out, kH, kW)", out_axis=1)
     _check_channels(name, x, weight, weight.shape[0])
     stride, padding, output_padding, dilation = (
-        _pair(name, a, v, m) for a, v, m in (("stride", stride, 1), ("padding", padding, 0),
+        pair(name, a, v, m) for a, v, m in (("stride", stride, 1), ("padding", padding, 0),
                                              ("output_padding", output_padding, 0), ("dilation", dilation, 1)))
     if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
         raise ValueError(f"{name}: output_padding {output_padding} must be smaller than either stride {stride} "

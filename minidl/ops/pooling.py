@@ -19,6 +19,7 @@ import numpy as np
 
 from ..kernels import pooling as kernels
 from ..tensor import Function, Tensor
+from .arguments import pair
 
 
 def _planes(a: np.ndarray) -> np.ndarray:
@@ -78,19 +79,6 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return out
 
 
-def _pair(op: str, name: str, value, minimum: int) -> tuple:
-    """An int or a pair of ints (PyTorch's ``_pair``) -> (h, w), each at least ``minimum``."""
-    def is_int(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-    pair = (value, value) if is_int(value) else value
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_int(v) for v in pair)):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _check_input(op: str, x) -> Tensor:
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim != 4:
@@ -122,10 +110,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     op = "max_pool2d"
     x = _check_input(op, input)
-    kernel = _pair(op, "kernel_size", kernel_size, 1)
-    stride = kernel if stride is None else _pair(op, "stride", stride, 1)
-    padding = _pair(op, "padding", padding, 0)
-    dilation = _pair(op, "dilation", dilation, 1)
+    kernel = pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else pair(op, "stride", stride, 1)
+    padding = pair(op, "padding", padding, 0)
+    dilation = pair(op, "dilation", dilation, 1)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding must be at most half of kernel_size, got padding={padding} "
                          f"for kernel_size={kernel}")
@@ -183,9 +171,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         raise TypeError(f"{op}: indices must be an integer tensor, got dtype {index.dtype}")
     if index.shape != x.shape:
         raise ValueError(f"{op}: indices must have the input's shape {x.shape}, got {index.shape}")
-    kernel = _pair(op, "kernel_size", kernel_size, 1)
-    stride = kernel if stride is None else _pair(op, "stride", stride, 1)
-    padding = _pair(op, "padding", padding, 0)
+    kernel = pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else pair(op, "stride", stride, 1)
+    padding = pair(op, "padding", padding, 0)
     height, width = max_unpool_output_size(x.shape[2:], kernel, stride, padding, output_size)
     if index.size and (index.min() < 0 or index.max() >= height * width):
         bad = tuple(int(k) for k in np.argwhere((index < 0) | (index >= height * width))[0])

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .dims import normalize_dims
+from .arguments import normalize_dims
 
 
 def expand_reduced(g: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .dims import normalize_dim
+from .arguments import normalize_dim
 
 
 class Reshape(Function):

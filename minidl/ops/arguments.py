@@ -1,4 +1,4 @@
-"""Checking ``dim`` arguments: negative dims count from the end, as in PyTorch."""
+"""Checking op arguments: ``dim`` (negative dims count from the end, as in PyTorch) and (h, w) pairs."""
 
 from __future__ import annotations
 
@@ -20,3 +20,16 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
     dims = range(ndim) if dim is None else (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     axes = {normalize_dim(d, ndim or 1, op) for d in dims}
     return tuple(sorted(axes)) if ndim else ()
+
+
+def pair(op: str, name: str, value, minimum: int) -> tuple:
+    """An int or a pair of ints (PyTorch's ``_pair``) -> (h, w), each at least ``minimum``."""
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    both = (value, value) if is_int(value) else value
+    if not (isinstance(both, (tuple, list)) and len(both) == 2 and all(is_int(v) for v in both)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(both) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(both[0]), int(both[1])
