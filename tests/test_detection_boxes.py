@@ -6,8 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl.detection.anchors import anchor_grid, cell_anchors
-from minidl.detection.boxes import (batched_nms, box_area, box_iou, clip_boxes, decode_boxes, encode_boxes, nms,
-                                    remove_small_boxes)
+from minidl.detection.boxes import (
+    batched_nms,
+    box_area,
+    box_iou,
+    clip_boxes,
+    decode_boxes,
+    encode_boxes,
+    nms,
+    remove_small_boxes,
+)
 from minidl.detection.sampling import BACKGROUND, IGNORED, match_to_ground_truth, sample_balanced
 
 

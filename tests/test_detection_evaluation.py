@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from minidl.detection.evaluation import (average_precision, evaluate_detections, mask_iou, match_detections,
-                                         proposal_recall)
+from minidl.detection.evaluation import (
+    average_precision,
+    evaluate_detections,
+    mask_iou,
+    match_detections,
+    proposal_recall,
+)
 
 A, B = [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]
 

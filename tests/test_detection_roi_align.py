@@ -4,6 +4,7 @@ from torchvision's roi_align formula (torchvision itself is not installed).
 
 import numpy as np
 import pytest
+from helpers import check_gradients
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +12,6 @@ from minidl import Tensor
 from minidl.detection.roi_align import boxes_to_rois, roi_align
 from minidl.kernels import roi_align as kernels
 from minidl.kernels.reference import roi_align as reference
-from helpers import check_gradients
 
 
 def random_rois(rng, count, batch, image_size, spill=3.0):

@@ -80,7 +80,7 @@ def test_inference_output_format_and_proposals_are_clipped():
     model.eval()
     with minidl.no_grad():
         features = model.features(images)
-        objectness, deltas, anchors, proposals = model.propose(features)
+        objectness, deltas, _, proposals = model.propose(features)
         detections = model.detect(features, proposals)
     assert objectness.shape == (2, 16 * 16 * 3) and deltas.shape == (2, 16 * 16 * 3, 4)
     for boxes in proposals:

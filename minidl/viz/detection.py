@@ -51,7 +51,7 @@ def draw_instances(axes, image: np.ndarray, boxes, labels, masks=None, scores=No
         name = class_names[int(label)] if int(label) < len(class_names) else str(int(label))
         text = name if scores is None else f"{name} {scores[k]:.2f}"
         axes.text(x1, y1 - 0.5, text, color="white", fontsize=6, va="bottom",
-                  bbox=dict(facecolor=colour, edgecolor="none", pad=0.8, alpha=0.85))
+                  bbox={"facecolor": colour, "edgecolor": "none", "pad": 0.8, "alpha": 0.85})
     axes.set_xlim(0, width)
     axes.set_ylim(height, 0)
     axes.set_xticks([])
