@@ -19,14 +19,7 @@ from __future__ import annotations
 
 from minidl import nn
 
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """conv 3x3 (same size, no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
-    )
+from .blocks import conv_bn_relu
 
 
 class CAMClassifier(nn.Module):
@@ -40,9 +33,9 @@ class CAMClassifier(nn.Module):
         super().__init__()
         if len(widths) < 1:
             raise ValueError(f"CAMClassifier: widths needs at least one conv block, got {widths!r}")
-        layers = [conv_bn_relu(in_channels, widths[0])]
+        layers = [nn.Sequential(*conv_bn_relu(in_channels, widths[0]))]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.MaxPool2d(2), conv_bn_relu(c_in, c_out)]
+            layers += [nn.MaxPool2d(2), nn.Sequential(*conv_bn_relu(c_in, c_out))]
         self.features = nn.Sequential(*layers)
         self.linear = nn.Linear(widths[-1], num_classes)
         self.in_channels = in_channels

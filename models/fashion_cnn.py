@@ -12,15 +12,7 @@ from __future__ import annotations
 
 from minidl import nn
 
-
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """conv 3x3 (same size, no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU -> max-pool 2x2."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-    )
+from .blocks import conv_bn_relu
 
 
 class FashionCNN(nn.Module):
@@ -34,7 +26,8 @@ class FashionCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, widths=(16, 32, 64), dropout: float = 0.25):
         super().__init__()
         channels = [in_channels, *widths]
-        self.features = nn.Sequential(*[conv_block(c_in, c_out) for c_in, c_out in zip(channels, channels[1:])])
+        self.features = nn.Sequential(*[nn.Sequential(*conv_bn_relu(c_in, c_out), nn.MaxPool2d(2))
+                                        for c_in, c_out in zip(channels, channels[1:])])
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1] * 3 * 3, num_classes))
 
     def forward(self, x):

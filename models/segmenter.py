@@ -17,15 +17,7 @@ import numpy as np
 from minidl import nn
 from minidl.tensor import Tensor, no_grad
 
-
-def conv_bn_relu(in_channels: int, out_channels: int, padding: int = 1) -> list:
-    """3x3 conv (no bias: the batch norm right after it removes the channel mean) -> batch norm -> ReLU.
-
-    (N, in_channels, H, W) -> (N, out_channels, H + 2 * padding - 2, W + 2 * padding - 2).
-    Returned as a list of three modules so that a stage is one flat ``nn.Sequential``.
-    """
-    return [nn.Conv2d(in_channels, out_channels, 3, padding=padding, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU()]
+from .blocks import conv_bn_relu
 
 
 def conv_stage(in_channels: int, out_channels: int, convs: int, padding: int = 1,
