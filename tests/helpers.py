@@ -9,6 +9,9 @@ eps = 1e-6, far smaller than any of these gaps.
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -84,3 +87,29 @@ def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
 
 def _is_float(x) -> bool:
     return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
+
+
+def idx_bytes(magic: int, array: np.ndarray) -> bytes:
+    """The IDX encoding: big-endian uint32 magic, one uint32 per dimension, then the bytes."""
+    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_split(folder: Path, prefix: str, pixels: np.ndarray, labels: np.ndarray, compress: bool = True):
+    """Write ``<prefix>-images-idx3-ubyte[.gz]`` and ``<prefix>-labels-idx1-ubyte[.gz]`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, magic, array in ((f"{prefix}-images-idx3-ubyte", 2051, pixels),
+                               (f"{prefix}-labels-idx1-ubyte", 2049, labels)):
+        data = idx_bytes(magic, array)
+        if compress:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+
+
+def tiny_fashion_mnist(root: Path, seed: int = 0) -> Path:
+    """A Fashion-MNIST folder in the official format: 40 train and 20 test random images, labels 0..9 in turn."""
+    rng = np.random.default_rng(seed)
+    for prefix, count in (("train", 40), ("t10k", 20)):
+        write_split(root, prefix, rng.integers(0, 256, (count, 28, 28)), np.arange(count) % 10)
+    return root

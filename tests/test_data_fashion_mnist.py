@@ -6,29 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import idx_bytes, write_split
 
 from minidl.data import FashionMNIST
 from minidl.data.fashion_mnist import BUNDLED_SAMPLE, read_fashion_mnist_files, read_idx
 
 REAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"
 SAMPLES = BUNDLED_SAMPLE.parent
-
-
-def idx_bytes(magic: int, array: np.ndarray) -> bytes:
-    """The IDX encoding: big-endian uint32 magic, one uint32 per dimension, then the bytes."""
-    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_split(folder: Path, prefix: str, pixels: np.ndarray, labels: np.ndarray, compress: bool):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, magic, array in ((f"{prefix}-images-idx3-ubyte", 2051, pixels),
-                               (f"{prefix}-labels-idx1-ubyte", 2049, labels)):
-        data = idx_bytes(magic, array)
-        if compress:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
-        else:
-            (folder / name).write_bytes(data)
 
 
 @pytest.fixture

@@ -1,30 +1,15 @@
 """Smoke run of examples/train_fashion_mnist.py on tiny IDX files: run folder written, resume continues."""
 
-import gzip
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
+from helpers import tiny_fashion_mnist  # noqa: E402
+
 import train_fashion_mnist  # noqa: E402
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int):
-    """An official-format IDX file: big-endian uint32 magic and sizes, then the uint8 values."""
-    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
-    with gzip.open(path, "wb") as file:
-        file.write(header + array.astype(np.uint8).tobytes())
-
-
-def tiny_fashion_mnist(root: Path, seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    for prefix, count in (("train", 40), ("t10k", 20)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)), 2051)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10, 2049)
-    return root
 
 
 def test_example_writes_its_run_folder_and_resumes(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """Smoke runs of examples/cam_fashion_mnist.py and examples/saliency_cats_dogs.py on tiny data in the
 official formats: every promised file is written and metrics.json holds the promised numbers."""
 
-import gzip
 import json
 import sys
 from pathlib import Path
@@ -11,22 +10,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
+from helpers import tiny_fashion_mnist  # noqa: E402
+
 import cam_fashion_mnist  # noqa: E402
 import saliency_cats_dogs  # noqa: E402
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int):
-    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
-    with gzip.open(path, "wb") as file:
-        file.write(header + array.astype(np.uint8).tobytes())
-
-
-def tiny_fashion_mnist(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for prefix, count in (("train", 40), ("t10k", 20)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)), 2051)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10, 2049)
-    return root
 
 
 def tiny_oxford_pets(root: Path) -> Path:

@@ -12,7 +12,7 @@ from minidl import Tensor
 from minidl import functional as F
 from models import FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
 from models.fcn import bilinear_upsampling
-from tests.helpers import check_gradients
+from helpers import check_gradients
 from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
 

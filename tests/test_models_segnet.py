@@ -6,7 +6,7 @@ import pytest
 import minidl
 from minidl import functional as F
 from models import SegNet, UNet
-from tests.helpers import check_gradients
+from helpers import check_gradients
 from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
 

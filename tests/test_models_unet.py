@@ -7,7 +7,7 @@ import minidl
 from minidl import functional as F
 from models import UNet
 from models.unet import Decoder, DecoderBlock, Encoder, EncoderBlock, bottleneck, conv2d_block
-from tests.helpers import check_gradients
+from helpers import check_gradients
 from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
 
