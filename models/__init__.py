@@ -1,4 +1,4 @@
-"""Segmentation models built from ``minidl.nn``: UNet, SegNet and FCN-32s/16s/8s.
+"""Models built from ``minidl.nn``: UNet, SegNet and FCN-32s/16s/8s, a CAM classifier, a simplified Mask R-CNN.
 
     from models import UNet, build_segmenter
     model = UNet(in_channels=3, num_classes=2, base_channels=16)      # (N, 3, H, W) -> (N, 2, H, W)
@@ -22,6 +22,6 @@ def build_segmenter(name: str, **kwargs) -> Segmenter:
     return SEGMENTERS[name](**kwargs)
 
 
-__all__ = ["CAMClassifier",
+__all__ = ["CAMClassifier", "MaskRCNN", "MaskRCNNConfig",
            "Segmenter", "UNet", "SegNet", "FCN", "FCN32s", "FCN16s", "FCN8s", "CoordinateMap", "crop_offset",
            "SEGMENTERS", "build_segmenter"]

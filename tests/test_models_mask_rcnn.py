@@ -53,7 +53,7 @@ def test_overfitting_one_image_drives_every_loss_down_and_recovers_masks():
     model = small_model()
     before = fixed_losses(model, images, targets, proposals)
     optimizer = minidl.optim.Adam(model.parameters(), lr=5e-3)
-    steps = 180
+    steps = 240
     for step in range(steps):
         optimizer.param_groups[0]["lr"] = 5e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
         optimizer.zero_grad()
