@@ -115,11 +115,14 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     methods = explanation_methods(model, args)
 
-    shown = test_set.images[shown_photos(test_set, args.show)]
+    chosen = shown_photos(test_set, args.show)
+    shown, truth = test_set.images[chosen], test_set.targets[chosen]
     probabilities = F.softmax(minidl.Tensor(logits_of(model, shown)), dim=1).data
     predicted = probabilities.argmax(axis=1)
     columns = {name: method(shown, predicted) for name, method in methods.items() if name != "random"}
-    plot_attribution_table(shown, columns, [test_set.classes[c] for c in predicted],
+    labels = [test_set.classes[p] if p == t else f"{test_set.classes[p]} (is {test_set.classes[t]})"
+              for p, t in zip(predicted, truth)]
+    plot_attribution_table(shown, columns, labels,
                            probabilities[np.arange(len(shown)), predicted], args.out / "saliency.png",
                            overlaid={"Grad-CAM"}, title="Where does the cat-vs-dog classifier look?")
 
