@@ -82,7 +82,8 @@ def test_backward_is_the_adjoint_of_forward(case):
     y = F.interpolate(x, **options)
     z = random(y.shape, seed=1)
     y.backward(z)
-    np.testing.assert_allclose(np.sum(y.data * z), np.sum(x.data * x.grad), rtol=1e-12)
+    # relative to the size of the terms, not of the sum: a sum that cancels to ~0 keeps absolute rounding
+    assert abs(np.sum(y.data * z) - np.sum(x.data * x.grad)) <= 1e-12 * np.sum(np.abs(y.data * z))
 
 
 @SETTINGS
