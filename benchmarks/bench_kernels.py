@@ -1,13 +1,23 @@
 """Speed of minidl's convolution (and pooling) kernels against PyTorch on a UNet's tensor shapes.
 
-    python3 benchmarks/bench_kernels.py [--repeat 15] [--stat min|median] [--batch 8]
+    python3 benchmarks/bench_kernels.py [--repeat 10] [--stat min|median] [--batch 8] [--schedule blocks|calls]
 
-For every shape it times the forward pass and forward + backward, minidl and PyTorch alternately in
-this process with the same number of threads (warm-up calls excluded), and prints minidl ms, torch ms,
-their ratio (minidl / torch: below 1 means minidl is faster) and minidl's GFLOP/s, then the geometric
-mean ratio per op family and the first-call time (import + first call, in a fresh process, warm
-Numba cache). Nothing is asserted: timings on a shared machine are noisy, so each number is the
-minimum (or median) of ``--repeat`` runs.
+For every shape it times the forward pass and forward + backward of minidl and PyTorch in this
+process with the same number of threads, and prints minidl ms, torch ms, their ratio (minidl / torch:
+below 1 means minidl is faster) and minidl's GFLOP/s, then the geometric-mean ratio per op family and
+the first-call time (import + first call, in a fresh process, warm Numba cache). Nothing is
+asserted: timings on a shared machine are noisy, so each number is the minimum (or median) of
+``--repeat`` runs per round, over ``--rounds`` rounds.
+
+Why blocks. Each library keeps a pool of threads that spin for a while after a parallel job before
+they sleep: NumPy's OpenBLAS about 0.1 s (2^28 cycles), torch's OpenMP threads a shorter while. Timing
+single calls alternately (``--schedule calls``) therefore runs each library against the other's
+still-spinning threads, on 2 cores. We measured that this mostly measures the spinning: with
+torch's OpenMP threads told to sleep at once (``OMP_WAIT_POLICY=passive``) the conv2d forward +
+backward ratio went from 1.75 to 1.03, and with OpenBLAS's told to (``OPENBLAS_THREAD_TIMEOUT=4``)
+to 2.68. A real program runs one library, so by default (``--schedule blocks``) each round first
+runs one library for ``WARM_UP_SECONDS`` untimed (the other's threads go to sleep, caches and
+allocator warm up), then times ``--repeat`` calls of it, then does the same for the other.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ CONV_SHAPES = [(3, 16, 128), (16, 16, 128), (16, 32, 64), (32, 64, 32), (64, 128
 TRANSPOSED_SHAPES = [(256, 128, 8), (128, 64, 16), (64, 32, 32), (32, 16, 64), (16, 16, 128)]
 POOL_SHAPES = [(16, 128), (32, 64), (64, 32), (128, 16), (256, 8)]
 
+# Untimed running of one library before timing it: longer than OpenBLAS's 0.1 s of spinning (see above).
+WARM_UP_SECONDS = 0.2
+
 FIRST_CALL_SCRIPT = """
 import time
 start = time.perf_counter()
@@ -54,12 +67,26 @@ def milliseconds(fn) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def interleaved(run_minidl, run_torch, repeat: int, stat) -> tuple:
-    """``stat`` of ``repeat`` timings of each, taken alternately so load from other processes hits both
-    alike; two warm-up calls each first (compilation, allocator, caches)."""
-    for fn in (run_minidl, run_torch, run_minidl, run_torch):
+def timed_block(fn, repeat: int) -> list:
+    """``repeat`` timings of fn after running it untimed for WARM_UP_SECONDS (at least twice)."""
+    start, calls = time.perf_counter(), 0
+    while calls < 2 or time.perf_counter() - start < WARM_UP_SECONDS:
         fn()
-    ours, theirs = zip(*[(milliseconds(run_minidl), milliseconds(run_torch)) for _ in range(repeat)])
+        calls += 1
+    return [milliseconds(fn) for _ in range(repeat)]
+
+
+def compare(run_minidl, run_torch, repeat: int, rounds: int, schedule: str, stat) -> tuple:
+    """(``stat`` of minidl's timings, ``stat`` of torch's), taken in alternating blocks or single calls."""
+    if schedule == "calls":
+        for fn in (run_minidl, run_torch, run_minidl, run_torch):
+            fn()
+        ours, theirs = zip(*[(milliseconds(run_minidl), milliseconds(run_torch)) for _ in range(repeat * rounds)])
+    else:
+        ours, theirs = [], []
+        for _ in range(rounds):
+            ours += timed_block(run_minidl, repeat)
+            theirs += timed_block(run_torch, repeat)
     return stat(ours), stat(theirs)
 
 
@@ -126,7 +153,10 @@ def first_call_seconds() -> tuple:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=15, help="timed runs per measurement (default 15)")
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs per round (default 10)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per measurement (default 2)")
+    parser.add_argument("--schedule", choices=["blocks", "calls"], default="blocks",
+                        help="alternate warmed-up blocks of calls (default) or single calls (see the docstring)")
     parser.add_argument("--stat", choices=["min", "median"], default="min", help="statistic over the runs")
     parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--ops", nargs="+", default=["conv2d", "conv_transpose2d", "max_pool2d"],
@@ -141,8 +171,9 @@ def main():
     threads = numba.get_num_threads()
     torch.set_num_threads(threads)
     stat = min if args.stat == "min" else np.median
-    print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.repeat} runs, "
-          f"Numba threading layer {numba.config.THREADING_LAYER}, load average {os.getloadavg()[0]:.1f}")
+    print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.rounds} rounds x "
+          f"{args.repeat} runs ({args.schedule}), Numba threading layer {numba.config.THREADING_LAYER}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     columns = f"{'minidl ms':>11}{'torch ms':>10}{'ratio':>7}{'GFLOP/s':>9}"
     print(f"{'':<32}{'forward':^37}   {'forward + backward':^37}")
     print(f"{'op':<17}{'shape':<15}{columns}   {columns}")
@@ -153,7 +184,7 @@ def main():
         row = f"{family:<17}{label:<15}"
         for backward, flop_factor in ((False, 1), (True, 3)):  # backward = 2 more products of the forward's size
             run_minidl, run_torch = minidl_and_torch_fns(minidl_op, torch_op, arrays, backward)
-            ours, theirs = interleaved(run_minidl, run_torch, args.repeat, stat)
+            ours, theirs = compare(run_minidl, run_torch, args.repeat, args.rounds, args.schedule, stat)
             ratios.setdefault((family, backward), []).append(ours / theirs)
             rate = f"{flop_factor * flops / ours / 1e6:9.1f}" if flops else f"{'-':>9}"
             row += f"{ours:11.2f}{theirs:10.2f}{ours / theirs:7.2f}{rate}   "

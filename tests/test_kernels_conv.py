@@ -176,26 +176,36 @@ def test_kernels_match_reference(case, dtype):
                  reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
 
 
-@pytest.mark.parametrize("chunk, parallel_min", [(None, None), (200, 0), (1, 0)])
+@pytest.mark.parametrize("chunk", [None, 2000, 500, 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_chunked_and_parallel_paths_match_reference(chunk, parallel_min, dtype):
-    """The tiny hypothesis cases take one chunk and the serial loops; shrink the thresholds (or use a
-    larger input) so the batch is split into chunks and the parallel loops run."""
+def test_tiled_paths_match_reference(chunk, dtype):
+    """The tiny hypothesis cases take one tile; shrink CHUNK_ELEMENTS so the batch is split into groups
+    of images (2000), into bands of rows of one image (500), or into single rows (1)."""
     x_shape, w_shape = ((3, 4, 9, 8), (5, 4, 3, 2)) if chunk else ((2, 8, 40, 40), (6, 8, 3, 3))
     geometry = (2, 1), (1, 2), (1, 2)
     output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
     x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
     g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
-    with mock.patch.multiple(kernels, CHUNK_ELEMENTS=chunk or kernels.CHUNK_ELEMENTS,
-                             PARALLEL_MIN_ELEMENTS=kernels.PARALLEL_MIN_ELEMENTS if parallel_min is None else parallel_min):
+    with mock.patch.object(kernels, "CHUNK_ELEMENTS", chunk or kernels.CHUNK_ELEMENTS):
+        tiles = kernels._tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
         results = [kernels.conv2d_forward(x, w, *geometry, output_size),
                    kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
                    kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
+    bands = {rows for _, rows in tiles}
+    assert (len(bands) > 1) == (chunk in (500, 1)) and (len(tiles) > 1) == (chunk is not None)
     expected = [reference.conv2d_forward(x, w, *geometry, output_size),
                 reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
                 reference.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
     for actual, wanted in zip(results, expected):
         assert_close(actual, wanted, dtype)
+
+
+def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():
+    x = random((2, 3, 9, 7))
+    geometry = (2, 1), (1, 2), (1, 1)
+    full = kernels.im2col(x, (3, 3), *geometry, (5, 9))
+    band = kernels.im2col(x, (3, 3), *geometry, (5, 9), rows=(1, 4))
+    np.testing.assert_array_equal(band, full.reshape(27, 2, 5, 9)[:, :, 1:4].reshape(27, -1))
 
 
 def test_im2col_takes_only_the_first_output_positions():
