@@ -1,17 +1,18 @@
 """Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins.
 
-Threads. The kernels run their loops on Numba's threads and leave matrix products to NumPy's BLAS,
-which has threads of its own; the two alternate and are never nested. What matters on a small
-machine is how each pool *waits* between jobs. Numba's default OpenMP layer spins its idle threads
-for a while, and those spinning threads steal the cores from the BLAS threads that run next (and
-from every other process). Measured on 2 cores shared with other jobs (load average ~9): forward +
-backward of all conv2d and conv_transpose2d layers of benchmarks/bench_kernels.py took 22 s with
-the OpenMP layer and 0.4-1.8 s with Numba's ``workqueue`` layer, whose idle threads check for work
-between 1-microsecond naps and so hand the core back at once. So workqueue is the default here.
-It must be chosen before Numba starts its threads, hence this setting sits at the top of the
-package; a value the user set in the environment wins. One limit: the workqueue layer cannot
-serve two Python threads at once, so a program that runs minidl ops from several threads should
-set ``NUMBA_THREADING_LAYER=omp``.
+Threads. The pooling, interpolation and RoIAlign kernels run their loops on Numba's threads. The
+convolutions leave their matrix products to NumPy's BLAS, which has threads of its own, and run
+im2col / col2im on the calling thread (see ``conv.py``). What matters on a small machine is how
+each pool *waits* between jobs. Numba's default OpenMP layer spins its idle threads for a while,
+and those spinning threads steal the cores from the BLAS threads that run next (and from every
+other process). Measured on 2 cores shared with other jobs (load average ~9), when im2col still ran
+on Numba's threads: forward + backward of all conv2d and conv_transpose2d layers of
+benchmarks/bench_kernels.py took 22 s with the OpenMP layer and 0.4-1.8 s with Numba's
+``workqueue`` layer, whose idle threads check for work between 1-microsecond naps and so hand the
+core back at once. So workqueue is the default here. It must be chosen before Numba starts its
+threads, hence this setting sits at the top of the package; a value the user set in the
+environment wins. One limit: the workqueue layer cannot serve two Python threads at once, so a
+program that runs minidl ops from several threads should set ``NUMBA_THREADING_LAYER=omp``.
 """
 
 import os

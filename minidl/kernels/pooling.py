@@ -13,9 +13,13 @@ values along them:
     max_unpool2d forward:   y[p].flat[indices[p, k]] = x[p, k]           (scatter)
     max_unpool2d backward:  dL/dx[p, k] = g[p].flat[indices[p, k]]       (gather)
 
-All kernels take arrays of shape (P, H, W), one plane per (n, c), and run the planes in parallel
-(``prange``). A plane is written by exactly one thread, so the scatters have no races. Like all
-Numba code they do not check bounds: ``minidl.ops.pooling`` validates sizes and indices first.
+All kernels take arrays of shape (P, H, W), one plane per (n, c). Finding the maxima compares
+every tap of every window, so it runs the planes in parallel (``prange``; a plane is written by
+one thread). The gathers and scatters only move values and are limited by memory, not arithmetic:
+on one thread they were 1.5-5x faster than on two for the pooling shapes of
+benchmarks/bench_kernels.py (8 x 16 x 128 x 128 down to 8 x 256 x 8 x 8), so they run serially, and
+their scatter-adds have no races to avoid. Like all Numba code they do not check bounds:
+``minidl.ops.pooling`` validates sizes and indices first.
 Each function has a NumPy twin of the same name in ``minidl.kernels.reference.pooling``.
 """
 
@@ -61,7 +65,7 @@ def max_pool2d_indices(x, kernel_size, stride, padding, dilation, output_size):
     return indices
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def scatter_at_indices(values, indices, plane_size, accumulate):
     """out[p].flat[indices[p, k]] (+)= values[p, k]:  values, indices (P, h, w) -> out (P, plane_size).
 
@@ -70,7 +74,7 @@ def scatter_at_indices(values, indices, plane_size, accumulate):
     """
     planes, rows, cols = values.shape
     out = np.zeros((planes, plane_size), dtype=values.dtype)
-    for p in prange(planes):
+    for p in range(planes):
         for r in range(rows):
             for c in range(cols):
                 if accumulate:
@@ -80,12 +84,12 @@ def scatter_at_indices(values, indices, plane_size, accumulate):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gather_at_indices(source, indices):
     """out[p, r, c] = source[p, indices[p, r, c]]:  source (P, plane_size), indices (P, h, w) -> (P, h, w)."""
     planes, rows, cols = indices.shape
     out = np.empty((planes, rows, cols), dtype=source.dtype)
-    for p in prange(planes):
+    for p in range(planes):
         for r in range(rows):
             for c in range(cols):
                 out[p, r, c] = source[p, indices[p, r, c]]
