@@ -174,6 +174,9 @@ def test_kernels_match_reference(case, dtype):
                  reference.conv2d_backward_input(g, w, x_shape[2:], *geometry), dtype)
     assert_close(kernels.conv2d_backward_weight(g, x, kernel_size, *geometry),
                  reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
+    both = kernels.conv2d_forward_and_backward_weight(x, w, g, *geometry, output_size)
+    assert_close(both[0], reference.conv2d_forward(x, w, *geometry, output_size), dtype)
+    assert_close(both[1], reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
 
 
 @pytest.mark.parametrize("chunk", [None, 2000, 500, 1])

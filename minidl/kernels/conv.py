@@ -191,15 +191,38 @@ def _as_matrix(a):
     return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
 
 
+def _patch_products(x, kernel_size, stride, padding, dilation, output_size, weight=None, g=None):
+    """The two products that read the patch matrix of x, tile by tile, with one im2col per tile:
+
+        y = W @ im2col(x)               (when weight is given; else None)
+        dL/dW = g @ im2col(x)^T         (when g is given; else None)
+
+    The second is computed as its transpose im2col(x) @ g^T: OpenBLAS runs this (long reduction,
+    small result) product 1.1-2x faster in that orientation on the UNet shapes of
+    benchmarks/bench_kernels.py.
+    """
+    n_batch, channels = x.shape[:2]
+    entries_per_row = channels * kernel_size[0] * kernel_size[1] * output_size[1]
+    y = grad_t = None
+    if weight is not None:
+        matrix = weight.reshape(weight.shape[0], -1)
+        y = np.empty((n_batch, weight.shape[0], *output_size), dtype=x.dtype)
+    if g is not None:
+        grad_t = np.zeros((channels * kernel_size[0] * kernel_size[1], g.shape[1]), dtype=x.dtype)
+    for images, (row0, row1) in _tiles(n_batch, output_size[0], entries_per_row):
+        cols = im2col(x[images], kernel_size, stride, padding, dilation, output_size, (row0, row1))
+        if y is not None:
+            product = (matrix @ cols).reshape(len(matrix), -1, row1 - row0, output_size[1])
+            y[images, :, row0:row1] = product.transpose(1, 0, 2, 3)
+        if g is not None:
+            grad_t += cols @ _as_matrix(g[images, :, row0:row1]).T
+    grad = None if g is None else np.ascontiguousarray(grad_t.T).reshape(g.shape[1], channels, *kernel_size)
+    return y, grad
+
+
 def conv2d_forward(x, weight, stride, padding, dilation, output_size):
     """y = W @ im2col(x):  x (N, C_in, H, W), weight (C_out, C_in, kH, kW) -> y (N, C_out, H_out, W_out)."""
-    n_batch, c_out = x.shape[0], weight.shape[0]
-    matrix = weight.reshape(c_out, -1)
-    y = np.empty((n_batch, c_out, *output_size), dtype=x.dtype)
-    for images, (row0, row1) in _tiles(n_batch, output_size[0], matrix.shape[1] * output_size[1]):
-        cols = im2col(x[images], weight.shape[2:], stride, padding, dilation, output_size, (row0, row1))
-        y[images, :, row0:row1] = (matrix @ cols).reshape(c_out, -1, row1 - row0, output_size[1]).transpose(1, 0, 2, 3)
-    return y
+    return _patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight)[0]
 
 
 def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
@@ -214,14 +237,15 @@ def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
 
 
 def conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation):
-    """dL/dW = g @ im2col(x)^T:  g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, kH, kW).
+    """dL/dW = g @ im2col(x)^T:  g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, kH, kW)."""
+    return _patch_products(x, kernel_size, stride, padding, dilation, g.shape[2:], g=g)[1]
 
-    Computed as its transpose im2col(x) @ g^T: OpenBLAS runs this (long reduction, small result)
-    product 1.1-2x faster in that orientation on the UNet shapes of benchmarks/bench_kernels.py.
+
+def conv2d_forward_and_backward_weight(x, weight, g, stride, padding, dilation, output_size):
+    """(conv2d_forward(x, weight, ...), conv2d_backward_weight(g, x, ...)) with one im2col of x for both.
+
+    conv_transpose2d's backward needs exactly these two (its dL/dx is the conv2d of the upstream
+    gradient, its dL/dW the weight gradient of that conv2d), and sharing the patch matrix saves a
+    pass over it.
     """
-    n_batch, c_out = g.shape[:2]
-    grad_t = np.zeros((x.shape[1] * kernel_size[0] * kernel_size[1], c_out), dtype=g.dtype)
-    for images, (row0, row1) in _tiles(n_batch, g.shape[2], grad_t.shape[0] * g.shape[3]):
-        cols = im2col(x[images], kernel_size, stride, padding, dilation, g.shape[2:], (row0, row1))
-        grad_t += cols @ _as_matrix(g[images, :, row0:row1]).T
-    return np.ascontiguousarray(grad_t.T).reshape(c_out, x.shape[1], *kernel_size)
+    return _patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight, g=g)

@@ -73,8 +73,7 @@ class _Convolution(Function):
 
     def backward(self, g):
         g = np.ascontiguousarray(g)
-        grad_x = self.input_gradient(g) if self.needs_input_grad[0] else None
-        grad_w = self.weight_gradient(g) if self.needs_input_grad[1] else None
+        grad_x, grad_w = self.linear_gradients(g, *self.needs_input_grad[:2])
         grad_b = g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
@@ -90,11 +89,10 @@ class Conv2d(_Convolution):
     def linear_map(self, output_size):
         return kernels.conv2d_forward(self.x, self.weight, *self.geometry, output_size)
 
-    def input_gradient(self, g):
-        return kernels.conv2d_backward_input(g, self.weight, self.x.shape[2:], *self.geometry)
-
-    def weight_gradient(self, g):
-        return kernels.conv2d_backward_weight(g, self.x, self.weight.shape[2:], *self.geometry)
+    def linear_gradients(self, g, need_x, need_w):
+        grad_x = kernels.conv2d_backward_input(g, self.weight, self.x.shape[2:], *self.geometry) if need_x else None
+        grad_w = kernels.conv2d_backward_weight(g, self.x, self.weight.shape[2:], *self.geometry) if need_w else None
+        return grad_x, grad_w
 
 
 class ConvTranspose2d(_Convolution):
@@ -109,11 +107,12 @@ class ConvTranspose2d(_Convolution):
     def linear_map(self, output_size):
         return kernels.conv2d_backward_input(self.x, self.weight, output_size, *self.geometry)
 
-    def input_gradient(self, g):
-        return kernels.conv2d_forward(g, self.weight, *self.geometry, self.x.shape[2:])
-
-    def weight_gradient(self, g):
-        return kernels.conv2d_backward_weight(self.x, g, self.weight.shape[2:], *self.geometry)
+    def linear_gradients(self, g, need_x, need_w):
+        if need_x and need_w:  # both read the patch matrix of g: one im2col for the two
+            return kernels.conv2d_forward_and_backward_weight(g, self.weight, self.x, *self.geometry, self.x.shape[2:])
+        grad_x = kernels.conv2d_forward(g, self.weight, *self.geometry, self.x.shape[2:]) if need_x else None
+        grad_w = kernels.conv2d_backward_weight(self.x, g, self.weight.shape[2:], *self.geometry) if need_w else None
+        return grad_x, grad_w
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
