@@ -30,7 +30,8 @@ benchmarks/bench_kernels.py, forward and both gradients, took 84 ms with two Num
 75 ms serial (min of 4 alternating rounds).
 
 Sizes follow PyTorch; kernel_size, stride, padding, dilation and output sizes are (h, w) pairs.
-Each public function has a NumPy twin of the same name in ``minidl.kernels.reference.conv``.
+Each public function has a NumPy twin of the same name in ``minidl.kernels.reference.conv``, except
+``conv2d_forward_and_backward_weight``, which the tests compare with the twins of its two products.
 """
 
 from __future__ import annotations
