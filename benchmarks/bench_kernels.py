@@ -53,7 +53,7 @@ import numpy as np
 import minidl.functional as F
 from minidl import Tensor
 imported = time.perf_counter()
-for shape in [(1, 2, 6, 6), (2, 16, 64, 64)]:  # small inputs run the serial loops, large ones the parallel loops
+for shape in [(1, 2, 6, 6), (2, 16, 64, 64)]:  # one tile, and several tiles
     x = Tensor(np.ones(shape, np.float32), requires_grad=True)
     c = shape[1]
     F.conv2d(x, Tensor(np.ones((c, c, 3, 3), np.float32), requires_grad=True), padding=1).sum().backward()
@@ -173,7 +173,7 @@ def main():
     stat = min if args.stat == "min" else np.median
     print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.rounds} rounds x "
           f"{args.repeat} runs ({args.schedule}), Numba threading layer {numba.config.THREADING_LAYER}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'not set')}, load average {os.getloadavg()[0]:.1f}")
     columns = f"{'minidl ms':>11}{'torch ms':>10}{'ratio':>7}{'GFLOP/s':>9}"
     print(f"{'':<32}{'forward':^37}   {'forward + backward':^37}")
     print(f"{'op':<17}{'shape':<15}{columns}   {columns}")
