@@ -1,6 +1,7 @@
 """Speed of minidl's convolution (and pooling) kernels against PyTorch on a UNet's tensor shapes.
 
-    python3 benchmarks/bench_kernels.py [--repeat 10] [--stat min|median] [--batch 8] [--schedule blocks|calls]
+    python3 benchmarks/bench_kernels.py [--repeat 10] [--rounds 2] [--stat min|median] [--batch 8]
+                                        [--schedule blocks|calls]
 
 For every shape it times the forward pass and forward + backward of minidl and PyTorch in this
 process with the same number of threads, and prints minidl ms, torch ms, their ratio (minidl / torch:

@@ -84,6 +84,23 @@ def test_backward_skips_gradients_nobody_needs():
     assert x.grad is None and w.grad is not None
 
 
+@pytest.mark.parametrize("op, w_shape", [("conv2d", (4, 3, 3, 2)), ("conv_transpose2d", (3, 4, 3, 2))])
+def test_gradients_are_the_same_whichever_inputs_need_them(op, w_shape):
+    """Each op computes only the gradients asked for (conv_transpose2d computes dL/dx and dL/dw together
+    when both are needed, sharing one im2col): every combination must give the same values."""
+    x_array, w_array = random((2, 3, 7, 6), seed=1), random(w_shape, seed=2)
+    options = dict(stride=2, padding=1)
+    upstream = random(getattr(F, op)(Tensor(x_array), Tensor(w_array), **options).shape, seed=3)
+    grads = {}
+    for x_needs, w_needs in [(True, True), (True, False), (False, True)]:
+        x, w = Tensor(x_array, requires_grad=x_needs), Tensor(w_array, requires_grad=w_needs)
+        getattr(F, op)(x, w, **options).backward(upstream)
+        assert (x.grad is not None, w.grad is not None) == (x_needs, w_needs)
+        grads[x_needs, w_needs] = x.grad, w.grad
+    np.testing.assert_array_equal(grads[True, True][0], grads[True, False][0])
+    np.testing.assert_array_equal(grads[True, True][1], grads[False, True][1])
+
+
 # ---------------------------------------------------------------- exact identities
 
 
@@ -193,13 +210,15 @@ def test_tiled_paths_match_reference(chunk, dtype):
         tiles = kernels._tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
         results = [kernels.conv2d_forward(x, w, *geometry, output_size),
                    kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
-                   kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
+                   kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry),
+                   *kernels.conv2d_forward_and_backward_weight(x, w, g, *geometry, output_size)]
     bands = {rows for _, rows in tiles}
     assert (len(bands) > 1) == (chunk in (500, 1)) and (len(tiles) > 1) == (chunk is not None)
     expected = [reference.conv2d_forward(x, w, *geometry, output_size),
                 reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
                 reference.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
-    for actual, wanted in zip(results, expected):
+    expected += [expected[0], expected[2]]  # conv2d_forward_and_backward_weight
+    for actual, wanted in zip(results, expected, strict=True):
         assert_close(actual, wanted, dtype)
 
 
@@ -207,7 +226,7 @@ def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():
     x = random((2, 3, 9, 7))
     geometry = (2, 1), (1, 2), (1, 1)
     full = kernels.im2col(x, (3, 3), *geometry, (5, 9))
-    band = kernels.im2col(x, (3, 3), *geometry, (5, 9), rows=(1, 4))
+    band = kernels.im2col(x, (3, 3), *geometry, (5, 9), band=(1, 4))
     np.testing.assert_array_equal(band, full.reshape(27, 2, 5, 9)[:, :, 1:4].reshape(27, -1))
 
 
@@ -217,6 +236,21 @@ def test_im2col_takes_only_the_first_output_positions():
     full = kernels.im2col(x, (3, 2), (1, 2), (1, 0), (2, 1), (5, 3))
     part = kernels.im2col(x, (3, 2), (1, 2), (1, 0), (2, 1), (4, 2))
     np.testing.assert_array_equal(part, full.reshape(-1, 2, 5, 3)[:, :, :4, :2].reshape(-1, 16))
+
+
+@pytest.mark.parametrize("offset, size, stride, out_size, expected", [(-5, 1, 1, 1, (1, 1)), (-5, 1, 2, 2, (2, 2)),
+                                                                      (3, 2, 1, 4, (0, 0)), (-1, 4, 1, 4, (1, 4))])
+def test_valid_outputs_stay_inside_the_output(offset, size, stride, out_size, expected):
+    """im2col writes zeros to outputs [0, lo) without bounds checks, so lo must not pass out_size even when
+    a kernel tap misses every kept output position (large padding, output_size smaller than the full output)."""
+    assert kernels._valid_outputs(offset, size, stride, out_size) == expected
+
+
+def test_col2im_accepts_non_contiguous_columns():
+    cols = random((40, 18)).T  # (C*kH*kW, N*H_out*W_out) = (2*3*3, 2*5*4), Fortran-ordered
+    geometry = (3, 3), (1, 1), (1, 1), (1, 1), (5, 4)
+    np.testing.assert_allclose(kernels.col2im(cols, (5, 4), *geometry), reference.col2im(cols, (5, 4), *geometry),
+                               rtol=0, atol=1e-12)
 
 
 # ---------------------------------------------------------------- dtypes and mutation

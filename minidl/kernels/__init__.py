@@ -1,6 +1,7 @@
 """Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins.
 
-Threads. The pooling, interpolation and RoIAlign kernels run their loops on Numba's threads. The
+Threads. The max-pool window search, interpolation and RoIAlign kernels run their loops on Numba's
+threads (the pooling gathers and scatters run on the calling thread, see ``pooling.py``). The
 convolutions leave their matrix products to NumPy's BLAS, which has threads of its own, and run
 im2col / col2im on the calling thread (see ``conv.py``). What matters on a small machine is how
 each pool *waits* between jobs. Numba's default OpenMP layer spins its idle threads for a while,

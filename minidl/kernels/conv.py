@@ -56,25 +56,26 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 @njit(cache=True)
 def _valid_outputs(offset, size, stride, out_size):
-    """The range [lo, hi) of outputs o whose input position o*stride + offset lies inside [0, size)."""
-    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    """The range [lo, hi) of outputs o < out_size whose input position o*stride + offset lies inside
+    [0, size); 0 <= lo <= hi <= out_size even when the range is empty."""
+    lo = min(out_size, max(0, -(offset // stride)))  # ceil(-offset / stride), clipped to [0, out_size]
     hi = min(out_size, (size - 1 - offset) // stride + 1)
     return lo, max(lo, hi)
 
 
-# The loops below index flat views of x and cols with unsigned integers. Two reasons, both measured
-# on the UNet shapes: Numba wraps a negative signed index around (x[-1] is the last element), and
-# that per-element check, a view per line and numpy-style slice assignments for the zeros cost more
-# than the copy itself when the lines are short. On 8 x 8 images with 128 channels (batch 8, 3x3)
-# this made im2col 2.1x faster (0.72 -> 0.34 ms), on 128 x 128 images 1.4x. The callers guarantee
-# every index is >= 0 (_valid_outputs clips the ranges).
+# The loops below index flat views of x and cols with unsigned integers and write zeros with plain
+# loops. Numba wraps a negative signed index around (x[-1] is the last element), and that
+# per-element check, an array view per line and numpy-style slice assignments cost more than the
+# copy itself when the lines are short. On 8 x 8 images with 128 channels (batch 8, 3x3)
+# this made im2col 2.1x faster (0.72 -> 0.34 ms), on 128 x 128 images 1.4x. Nothing checks bounds:
+# every index stays inside x and cols because _valid_outputs clips the ranges to both.
 @njit(cache=True)
-def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, rows, out_w):
+def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, out_w):
     """Fill the kW rows (c, i, 0..kW-1) of cols, where task = c * kH + i, for every image and the
-    output rows oy in rows = (row0, row1)."""
+    output rows oy in band = (row0, row1)."""
     n_batch, channels, height, width = x.shape
     kh, kw = kernel_size
-    row0, row1 = rows
+    row0, row1 = band
     c, i = task // kh, task % kh
     source, target = x.reshape(-1), cols.reshape(-1)
     y_offset = i * dilation[0] - padding[0]
@@ -84,10 +85,10 @@ def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, rows, ou
         x_lo, x_hi = _valid_outputs(x_offset, width, stride[1], out_w)
         t = (task * kw + j) * cols.shape[1]  # start of cols row (c, i, j)
         for n in range(n_batch):
-            plane = (n * channels + c) * height * width + x_offset
+            row_start = (n * channels + c) * height * width + x_offset  # x[n, c, 0, x_offset], flat
             for oy in range(row0, row1):
                 if y_lo <= oy < y_hi:
-                    s = plane + (oy * stride[0] + y_offset) * width
+                    s = row_start + (oy * stride[0] + y_offset) * width
                     for k in range(x_lo):
                         target[np.uint64(t + k)] = 0
                     for k in range(x_lo, x_hi):
@@ -101,34 +102,34 @@ def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, rows, ou
 
 
 @njit(cache=True)
-def _im2col_all(x, cols, kernel_size, stride, padding, dilation, rows, out_w):
+def _im2col_all(x, cols, kernel_size, stride, padding, dilation, band, out_w):
     for task in range(x.shape[1] * kernel_size[0]):
-        _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, rows, out_w)
+        _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, out_w)
 
 
-def im2col(x, kernel_size, stride, padding, dilation, output_size, rows=None):
+def im2col(x, kernel_size, stride, padding, dilation, output_size, band=None):
     """Patch matrix:  cols[(c, i, j), (n, oy, ox)] = x_padded[n, c, oy*sh + i*dh, ox*sw + j*dw].
 
     x: (N, C, H, W) -> cols: (C*kH*kW, N*(row1 - row0)*W_out) for the output rows oy in
-    rows = (row0, row1) (default: all H_out); entries that fall in the padding are 0.
+    band = (row0, row1) (default: all H_out); entries that fall in the padding are 0.
     output_size (H_out, W_out) may be smaller than the full convolution output (then only the
     first H_out x W_out positions are taken).
     """
-    rows = (0, output_size[0]) if rows is None else tuple(rows)
+    band = (0, output_size[0]) if band is None else tuple(band)
     n_batch, channels = x.shape[:2]
-    cols = np.empty((channels * kernel_size[0] * kernel_size[1], n_batch * (rows[1] - rows[0]) * output_size[1]),
+    cols = np.empty((channels * kernel_size[0] * kernel_size[1], n_batch * (band[1] - band[0]) * output_size[1]),
                     dtype=x.dtype)
-    _im2col_all(np.ascontiguousarray(x), cols, tuple(kernel_size), stride, padding, dilation, rows, output_size[1])
+    _im2col_all(np.ascontiguousarray(x), cols, tuple(kernel_size), stride, padding, dilation, band, output_size[1])
     return cols
 
 
 @njit(cache=True)
-def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, rows, out_w):
+def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, band, out_w):
     """Add the entries of cols that came from plane (n, c) of image back onto it, where task = n * C + c,
-    for the output rows oy in rows = (row0, row1) (cols holds only those)."""
+    for the output rows oy in band = (row0, row1) (cols holds only those)."""
     channels, height, width = image.shape[1:]
     kh, kw = kernel_size
-    row0, row1 = rows
+    row0, row1 = band
     n, c = task // channels, task % channels
     source, target = cols.reshape(-1), image.reshape(-1)
     for i in range(kh):
@@ -139,18 +140,18 @@ def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, row
             x_lo, x_hi = _valid_outputs(x_offset, width, stride[1], out_w)
             # cols entry (c, i, j), (n, oy, ox) of this band; image entry (n, c, oy*sh + y_offset, ox*sw + x_offset)
             s = ((c * kh + i) * kw + j) * cols.shape[1] + (n * (row1 - row0) - row0) * out_w
-            plane = task * height * width + x_offset
+            row_start = task * height * width + x_offset  # image[n, c, 0, x_offset], flat
             for oy in range(max(y_lo, row0), y_hi):
                 s_row = s + oy * out_w
-                t_row = plane + (oy * stride[0] + y_offset) * width
+                t_row = row_start + (oy * stride[0] + y_offset) * width
                 for k in range(x_lo, x_hi):
                     target[np.uint64(t_row + k * stride[1])] += source[np.uint64(s_row + k)]
 
 
 @njit(cache=True)
-def _col2im_all(cols, image, kernel_size, stride, padding, dilation, rows, out_w):
+def _col2im_all(cols, image, kernel_size, stride, padding, dilation, band, out_w):
     for task in range(image.shape[0] * image.shape[1]):
-        _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, rows, out_w)
+        _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, band, out_w)
 
 
 def col2im(cols, image_size, kernel_size, stride, padding, dilation, output_size):
@@ -165,25 +166,26 @@ def col2im(cols, image_size, kernel_size, stride, padding, dilation, output_size
     return image
 
 
-def _col2im_add(cols, image, kernel_size, stride, padding, dilation, output_size, rows=None):
-    """col2im of the output rows in rows = (row0, row1) (default all), added into a C-contiguous (N, C, H, W) array."""
-    rows = (0, output_size[0]) if rows is None else tuple(rows)
-    _col2im_all(cols, image, tuple(kernel_size), stride, padding, dilation, rows, output_size[1])
+def _col2im_add(cols, image, kernel_size, stride, padding, dilation, output_size, band=None):
+    """col2im of the output rows in band = (row0, row1) (default all), added into a C-contiguous (N, C, H, W) array."""
+    band = (0, output_size[0]) if band is None else tuple(band)
+    _col2im_all(np.ascontiguousarray(cols), image, tuple(kernel_size), stride, padding, dilation, band, output_size[1])
 
 
 # ----------------------------------------------------------------------------- convolution
 
 
 def _tiles(n_batch: int, out_h: int, entries_per_row: int) -> list:
-    """Pieces (images, (row0, row1)) of the output whose patch matrices hold about CHUNK_ELEMENTS entries:
-    equal groups of whole images, or, when one image needs more, equal bands of one image's rows."""
-    rows = max(1, min(out_h, CHUNK_ELEMENTS // max(1, entries_per_row)))
-    if rows < out_h:
-        bands = -(-out_h // rows)
-        rows = -(-out_h // bands)
-        return [(slice(n, n + 1), (r, min(r + rows, out_h))) for n in range(n_batch) for r in range(0, out_h, rows)]
-    count = max(1, min(n_batch, -(-n_batch * entries_per_row * out_h // CHUNK_ELEMENTS)))
-    size = max(1, -(-n_batch // count))  # an empty batch gives no tiles
+    """Pieces (images, (row0, row1)) of the output whose patch matrices hold about CHUNK_ELEMENTS entries
+    (at least one image or one row): groups of ceil(N / groups) whole images (the last may be smaller),
+    or, when one image needs more, bands of each image's output rows whose sizes differ by at most one."""
+    per_image = entries_per_row * out_h
+    if per_image > CHUNK_ELEMENTS and out_h > 1:
+        bands = min(out_h, -(-per_image // CHUNK_ELEMENTS))
+        edges = [k * out_h // bands for k in range(bands + 1)]
+        return [(slice(n, n + 1), (edges[k], edges[k + 1])) for n in range(n_batch) for k in range(bands)]
+    groups = max(1, min(n_batch, -(-n_batch * per_image // CHUNK_ELEMENTS)))
+    size = max(1, -(-n_batch // groups))  # an empty batch gives no tiles
     return [(slice(start, start + size), (0, out_h)) for start in range(0, n_batch, size)]
 
 

@@ -18,6 +18,8 @@ patch of a larger output (learned upsampling). So the two ops share three kernel
     conv2d               conv2d_forward          conv2d_backward_input  conv2d_backward_weight(g, x)
     conv_transpose2d     conv2d_backward_input   conv2d_forward         conv2d_backward_weight(x, g)
 
+When both of conv_transpose2d's gradients are needed, one kernel call computes them together
+(``conv2d_forward_and_backward_weight``): both read the patch matrix of g, built once.
 The arithmetic lives in ``minidl.kernels.conv`` (Numba + BLAS); this file holds the gradient rules
 and the argument checks.
 """
