@@ -9,8 +9,8 @@ and those spinning threads steal the cores from the BLAS threads that run next (
 other process). Measured on 2 cores shared with other jobs (load average ~9), when im2col still ran
 on Numba's threads: forward + backward of all conv2d and conv_transpose2d layers of
 benchmarks/bench_kernels.py took 22 s with the OpenMP layer and 0.4-1.8 s with Numba's
-``workqueue`` layer, whose idle threads check for work between 1-microsecond naps and so hand the
-core back at once. So workqueue is the default here. It must be chosen before Numba starts its
+``workqueue`` layer, whose idle threads wait on a condition variable (asleep, off the cores) until
+the next job. So workqueue is the default here. It must be chosen before Numba starts its
 threads, hence this setting sits at the top of the package; a value the user set in the
 environment wins. One limit: the workqueue layer cannot serve two Python threads at once, so a
 program that runs minidl ops from several threads should set ``NUMBA_THREADING_LAYER=omp``.
