@@ -77,6 +77,19 @@ def bilinear_taps(y, x, height, width):
     return True, y_low, y_high, x_low, x_high, hy * hx, hy * lx, ly * hx, ly * lx
 
 
+@njit(cache=True)
+def sample_taps(geometry, ph, pw, iy, ix, height, width):
+    """bilinear_taps of sample point (iy, ix) of bin (ph, pw), each weight divided by the number of
+    sample points per bin (a bin's value is their mean). geometry is region_geometry's tuple.
+    The forward pass gathers and the backward pass scatters along exactly these taps."""
+    start_y, start_x, bin_h, bin_w, grid_h, grid_w = geometry
+    count = max(grid_h * grid_w, 1)
+    py = start_y + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+    px = start_x + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+    valid, yl, yh, xl, xh, w1, w2, w3, w4 = bilinear_taps(py, px, height, width)
+    return valid, yl, yh, xl, xh, w1 / count, w2 / count, w3 / count, w4 / count
+
+
 @njit(cache=True, parallel=True)
 def roi_align_forward(x, boxes, batch_index, spatial_scale, pooled_size, sampling_ratio, aligned):
     """x (N, H, W, C) channels-last, boxes (R, 4), batch_index (R,) int64 -> y (R, P_h, P_w, C), in x's dtype.
@@ -89,20 +102,16 @@ def roi_align_forward(x, boxes, batch_index, spatial_scale, pooled_size, samplin
     out = np.zeros((regions, pooled_size[0], pooled_size[1], channels), dtype=x.dtype)
     for r in prange(regions):
         image = x[batch_index[r]]
-        start_y, start_x, bin_h, bin_w, grid_h, grid_w = region_geometry(
-            boxes[r], spatial_scale, pooled_size, sampling_ratio, aligned)
-        count = max(grid_h * grid_w, 1)
+        geometry = region_geometry(boxes[r], spatial_scale, pooled_size, sampling_ratio, aligned)
+        grid_h, grid_w = geometry[4], geometry[5]
         for ph in range(pooled_size[0]):
             for pw in range(pooled_size[1]):
                 cell = out[r, ph, pw]
                 for iy in range(grid_h):
-                    py = start_y + ph * bin_h + (iy + 0.5) * bin_h / grid_h
                     for ix in range(grid_w):
-                        px = start_x + pw * bin_w + (ix + 0.5) * bin_w / grid_w
-                        valid, yl, yh, xl, xh, w1, w2, w3, w4 = bilinear_taps(py, px, height, width)
+                        valid, yl, yh, xl, xh, w1, w2, w3, w4 = sample_taps(geometry, ph, pw, iy, ix, height, width)
                         if not valid:
                             continue
-                        w1, w2, w3, w4 = w1 / count, w2 / count, w3 / count, w4 / count
                         for c in range(channels):
                             cell[c] += (w1 * image[yl, xl, c] + w2 * image[yl, xh, c]
                                         + w3 * image[yh, xl, c] + w4 * image[yh, xh, c])
@@ -123,20 +132,16 @@ def roi_align_backward(g, boxes, batch_index, input_shape, spatial_scale, sampli
         for r in range(regions):
             if batch_index[r] != n:
                 continue
-            start_y, start_x, bin_h, bin_w, grid_h, grid_w = region_geometry(
-                boxes[r], spatial_scale, (pooled_h, pooled_w), sampling_ratio, aligned)
-            count = max(grid_h * grid_w, 1)
+            geometry = region_geometry(boxes[r], spatial_scale, (pooled_h, pooled_w), sampling_ratio, aligned)
+            grid_h, grid_w = geometry[4], geometry[5]
             for ph in range(pooled_h):
                 for pw in range(pooled_w):
                     cell = g[r, ph, pw]
                     for iy in range(grid_h):
-                        py = start_y + ph * bin_h + (iy + 0.5) * bin_h / grid_h
                         for ix in range(grid_w):
-                            px = start_x + pw * bin_w + (ix + 0.5) * bin_w / grid_w
-                            valid, yl, yh, xl, xh, w1, w2, w3, w4 = bilinear_taps(py, px, height, width)
+                            valid, yl, yh, xl, xh, w1, w2, w3, w4 = sample_taps(geometry, ph, pw, iy, ix, height, width)
                             if not valid:
                                 continue
-                            w1, w2, w3, w4 = w1 / count, w2 / count, w3 / count, w4 / count
                             for c in range(channels):
                                 image[yl, xl, c] += w1 * cell[c]
                                 image[yl, xh, c] += w2 * cell[c]
