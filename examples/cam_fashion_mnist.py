@@ -31,7 +31,7 @@ from minidl import optim  # noqa: E402
 from minidl.data import DataLoader, FashionMNIST, RandomHorizontalFlip  # noqa: E402
 from minidl.explain import class_activation_map  # noqa: E402
 from minidl.explain.gradients import logits_of  # noqa: E402
-from minidl.io import save_json  # noqa: E402
+from minidl.io import save_json, settings_for_json  # noqa: E402
 from minidl.metrics import accuracy  # noqa: E402
 from minidl.train import METRICS_NAME, evaluate, fit  # noqa: E402
 from minidl.viz.explanations import plot_cam_grid  # noqa: E402
@@ -131,8 +131,7 @@ def main(argv=None) -> dict:
         "cam_seconds": time.perf_counter() - started,
         "parameters": parameters,
         "data": {"source": test_set.source, "train": len(train_set), "test": len(test_set)},
-        "settings": vars(args) | {"data_root": None if args.data_root is None else str(args.data_root),
-                                   "out": str(args.out)},
+        "settings": settings_for_json(args),
         "history": history.to_dict(),
     }
     save_json(args.out / METRICS_NAME, summary)

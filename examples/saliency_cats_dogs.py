@@ -38,7 +38,7 @@ from minidl.data import DataLoader, OxfordPets, RandomHorizontalFlip  # noqa: E4
 from minidl.explain import (deletion_curve, grad_cam, insertion_curve, model_randomization,  # noqa: E402
                             reduce_channels, saliency, smooth_grad)
 from minidl.explain.gradients import logits_of  # noqa: E402
-from minidl.io import save_json  # noqa: E402
+from minidl.io import save_json, settings_for_json  # noqa: E402
 from minidl.metrics import accuracy  # noqa: E402
 from minidl.train import METRICS_NAME, evaluate, fit  # noqa: E402
 from minidl.viz.explanations import plot_attribution_table, plot_perturbation_curves, plot_randomization  # noqa: E402
@@ -158,8 +158,7 @@ def main(argv=None) -> dict:
         "explain_seconds": time.perf_counter() - started,
         "parameters": parameters,
         "data": {"source": test_set.source, "train": len(train_set), "test": len(test_set)},
-        "settings": vars(args) | {"data_root": None if args.data_root is None else str(args.data_root),
-                                   "out": str(args.out)},
+        "settings": settings_for_json(args),
         "history": history.to_dict(),
     }
     save_json(args.out / METRICS_NAME, summary)

@@ -63,6 +63,11 @@ def save_json(path, obj) -> Path:
     return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
+def settings_for_json(args) -> dict:
+    """The settings of an argparse run (``vars(args)``) ready for ``save_json``: paths become strings."""
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+
+
 def _json_default(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()

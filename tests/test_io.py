@@ -1,5 +1,6 @@
 """Checkpoints and run files: exact round trips, all-or-nothing writes, clear load errors."""
 
+import argparse
 import json
 import os
 
@@ -8,7 +9,7 @@ import pytest
 
 import minidl
 from minidl import io, nn, optim
-from minidl.io import atomic_write, load_checkpoint, save_checkpoint, save_json
+from minidl.io import atomic_write, load_checkpoint, save_checkpoint, save_json, settings_for_json
 
 
 def build(seed=0):
@@ -160,3 +161,10 @@ def test_save_json_writes_numpy_values_atomically(tmp_path):
     with pytest.raises(TypeError, match="save_json: cannot write object"):
         save_json(tmp_path / "bad.json", {"x": object()})
     assert sorted(os.listdir(tmp_path)) == ["metrics.json"]
+
+
+def test_settings_for_json_turns_paths_into_strings(tmp_path):
+    args = argparse.Namespace(out=tmp_path / "run", data_root=None, lr=0.01, seed=3)
+    settings = settings_for_json(args)
+    assert settings == {"out": str(tmp_path / "run"), "data_root": None, "lr": 0.01, "seed": 3}
+    assert json.loads(save_json(tmp_path / "s.json", settings).read_text()) == settings
