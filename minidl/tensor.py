@@ -50,6 +50,13 @@ def _to_array(data, dtype=None) -> np.ndarray:
     return array
 
 
+def _is_fresh(grad: np.ndarray, upstream: np.ndarray, siblings: tuple) -> bool:
+    """True when a backward returned grad as a new array of its own: it owns its memory, can be
+    written, does not overlap the upstream gradient and was not returned for another input too."""
+    return (grad.base is None and grad.flags.writeable and not np.may_share_memory(grad, upstream)
+            and sum(other is grad for other in siblings) == 1)
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
@@ -140,21 +147,35 @@ class Tensor:
             raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
         grads = {id(self): grad}
+        # Pending gradients that may be (views of) arrays held elsewhere: the caller's grad, or what a
+        # backward passed through from its upstream g (add returns g itself, reshape a view of it).
+        # A leaf keeps a copy of those; a fresh array becomes its .grad as it is (no 8 MB copy for an image batch).
+        borrowed = {id(self)}
         for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
+            key = id(node)
+            g = grads.pop(key, None)
             if g is None:
                 continue
             if node._ctx is None or node._retains_grad:
-                # np.array copies g (it may be the caller's array); asarray: a 0-d sum comes back a NumPy scalar
-                node.grad = np.array(g) if node.grad is None else np.asarray(node.grad + g)
+                if node.grad is not None:  # asarray: a 0-d sum comes back a NumPy scalar
+                    node.grad = np.asarray(node.grad + g)
+                else:
+                    node.grad = np.array(g) if key in borrowed else g
             if node._ctx is None:
                 continue
             ctx = node._ctx
-            for parent, parent_grad in zip(ctx.parents, ctx.run_backward(g)):
+            parent_grads = ctx.run_backward(g)
+            for parent, parent_grad in zip(ctx.parents, parent_grads):
                 if parent is None or parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+                if key in grads:
+                    grads[key] = grads[key] + parent_grad
+                    borrowed.discard(key)
+                else:
+                    grads[key] = parent_grad
+                    if not _is_fresh(parent_grad, g, parent_grads):
+                        borrowed.add(key)
             if not retain_graph:
                 ctx.free()
 

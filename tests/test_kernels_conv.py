@@ -196,17 +196,20 @@ def test_kernels_match_reference(case, dtype):
     assert_close(both[1], reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
 
 
+@pytest.mark.parametrize("transposed_gradient_channels", [64, 0])
 @pytest.mark.parametrize("chunk", [None, 2000, 500, 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tiled_paths_match_reference(chunk, dtype):
+def test_tiled_paths_match_reference(chunk, dtype, transposed_gradient_channels):
     """The tiny hypothesis cases take one tile; shrink CHUNK_ELEMENTS so the batch is split into groups
-    of images (2000), into bands of rows of one image (500), or into single rows (1)."""
+    of images (2000), into bands of rows of one image (500), or into single rows (1). The weight
+    gradient is computed transposed for few output channels; a threshold of 0 takes the other way."""
     x_shape, w_shape = ((3, 4, 9, 8), (5, 4, 3, 2)) if chunk else ((2, 8, 40, 40), (6, 8, 3, 3))
     geometry = (2, 1), (1, 2), (1, 2)
     output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
     x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
     g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
-    with mock.patch.object(kernels, "CHUNK_ELEMENTS", chunk or kernels.CHUNK_ELEMENTS):
+    with mock.patch.object(kernels, "CHUNK_ELEMENTS", chunk or kernels.CHUNK_ELEMENTS), \
+            mock.patch.object(kernels, "TRANSPOSED_GRADIENT_CHANNELS", transposed_gradient_channels):
         tiles = kernels._tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
         results = [kernels.conv2d_forward(x, w, *geometry, output_size),
                    kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),

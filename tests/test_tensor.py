@@ -145,6 +145,23 @@ def test_upstream_grad_and_inputs_are_not_mutated():
     np.testing.assert_array_equal(x.data, before)
 
 
+def test_every_grad_has_memory_of_its_own():
+    """Leaves take fresh gradients as they are (no copy) but copy any that is passed through: add hands
+    g itself to both inputs, reshape a view of it, and a retained non-leaf keeps g as its .grad."""
+    a, b, c = leaf(seed=1), leaf(seed=2), leaf(seed=3)
+    h = (a + b).retain_grad()
+    g = np.random.default_rng(4).standard_normal((2, 3))
+    (h.reshape(3, 2).reshape(2, 3) + c * 2).backward(g)
+    grads = [g, h.grad, a.grad, b.grad, c.grad]
+    for i, first in enumerate(grads):
+        for second in grads[i + 1:]:
+            assert not np.shares_memory(first, second)
+    for t in (h, a, b):
+        np.testing.assert_array_equal(t.grad, g)
+    np.testing.assert_array_equal(c.grad, 2 * g)
+    assert all(t.grad.flags.writeable for t in (h, a, b, c))
+
+
 def test_inputs_without_requires_grad_get_no_gradient():
     x, c = leaf(), Tensor(np.ones((2, 3)))
     (x * c).sum().backward()

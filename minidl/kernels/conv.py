@@ -21,7 +21,7 @@ Tiles. The patch matrix is kH*kW times larger than the input, so the work goes t
 whose patch matrix holds about ``CHUNK_ELEMENTS`` entries: groups of whole images, or bands of
 output rows of one image when a single image needs more. A tile's patch matrix is written by
 im2col and read by the GEMM (or written by the GEMM and read by col2im) while it is still in
-cache, and the allocator reuses its memory from one tile to the next.
+cache. Tiles live in scratch buffers that each thread keeps from call to call (``_scratch_matrix``).
 
 Threads. The GEMMs run on BLAS's threads; im2col and col2im run on the calling thread. After a
 GEMM, OpenBLAS's idle threads spin for about 0.1 s before they sleep, and on this 2-core machine
@@ -36,6 +36,8 @@ Each public function has a NumPy twin of the same name in ``minidl.kernels.refer
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -44,6 +46,8 @@ from numba import njit
 # benchmarks/bench_kernels.py (forward + both gradients, batch 8, min of 4 alternating rounds):
 # 2^19 entries 77.8 ms, 2^20 74.7 ms, 2^21 82.1 ms in all.
 CHUNK_ELEMENTS = 1 << 20
+# Up to this many output channels the weight gradient is computed transposed (see _patch_products).
+TRANSPOSED_GRADIENT_CHANNELS = 64
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -107,18 +111,19 @@ def _im2col_all(x, cols, kernel_size, stride, padding, dilation, band, out_w):
         _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, out_w)
 
 
-def im2col(x, kernel_size, stride, padding, dilation, output_size, band=None):
+def im2col(x, kernel_size, stride, padding, dilation, output_size, band=None, out=None):
     """Patch matrix:  cols[(c, i, j), (n, oy, ox)] = x_padded[n, c, oy*sh + i*dh, ox*sw + j*dw].
 
     x: (N, C, H, W) -> cols: (C*kH*kW, N*(row1 - row0)*W_out) for the output rows oy in
     band = (row0, row1) (default: all H_out); entries that fall in the padding are 0.
     output_size (H_out, W_out) may be smaller than the full convolution output (then only the
-    first H_out x W_out positions are taken).
+    first H_out x W_out positions are taken). out: a C-contiguous array of that shape to fill
+    (default: a new one).
     """
     band = (0, output_size[0]) if band is None else tuple(band)
     n_batch, channels = x.shape[:2]
-    cols = np.empty((channels * kernel_size[0] * kernel_size[1], n_batch * (band[1] - band[0]) * output_size[1]),
-                    dtype=x.dtype)
+    shape = (channels * kernel_size[0] * kernel_size[1], n_batch * (band[1] - band[0]) * output_size[1])
+    cols = np.empty(shape, dtype=x.dtype) if out is None else out
     _im2col_all(np.ascontiguousarray(x), cols, tuple(kernel_size), stride, padding, dilation, band, output_size[1])
     return cols
 
@@ -174,6 +179,34 @@ def _col2im_add(cols, image, kernel_size, stride, padding, dilation, output_size
 
 # ----------------------------------------------------------------------------- convolution
 
+_scratch = threading.local()
+
+
+def _scratch_matrix(slot, rows: int, columns: int, dtype):
+    """A C-contiguous (rows, columns) array in a buffer that this thread keeps for ``slot``.
+
+    Every tile needs a patch matrix and a product of about CHUNK_ELEMENTS entries, used once.
+    Arrays of that size that the allocator has handed back to the system come back as untouched
+    pages, and the first write to each 4 kB page is a page fault (about 2 us on this virtual
+    machine). With a new array per tile, a conv2d forward of 8 x 3 x 128 x 128 inputs took ~3200
+    faults and 8 ms, against 2.2 ms when no fault happened; with these buffers it takes none.
+    So the tiles reuse buffers that stay allocated: one per slot and thread, grown to the largest
+    tile seen (4-8 MB each with the default CHUNK_ELEMENTS). An array is valid until the next
+    request for the same slot on the same thread.
+    """
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    nbytes = rows * columns * np.dtype(dtype).itemsize
+    if slot not in buffers or buffers[slot].nbytes < nbytes:
+        buffers[slot] = np.empty(nbytes, dtype=np.uint8)
+    return buffers[slot][:nbytes].view(dtype).reshape(rows, columns)
+
+
+def _patch_buffer(tile: int, rows: int, columns: int, dtype):
+    """The patch matrix of tile number ``tile``: two scratch buffers in turn. Rewriting the one the
+    previous tile's GEMM has just read (partly into the other core's cache) made a 16 -> 16 channel
+    conv2d forward at 128 x 128 15% slower (9.3 vs 7.9 ms) than alternating."""
+    return _scratch_matrix(("patches", tile % 2), rows, columns, dtype)
+
 
 def _tiles(n_batch: int, out_h: int, entries_per_row: int) -> list:
     """Pieces (images, (row0, row1)) of the output whose patch matrices hold about CHUNK_ELEMENTS entries
@@ -190,8 +223,14 @@ def _tiles(n_batch: int, out_h: int, entries_per_row: int) -> list:
 
 
 def _as_matrix(a):
-    """(N, C, H, W) -> (C, N*H*W): channels as rows, the layout of the GEMMs above."""
-    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
+    """(n, C, h, w) -> (C, n*h*w): channels as rows, the layout of the GEMMs above. A view when n = 1,
+    else a copy into the "upstream" scratch buffer."""
+    n_images, channels = a.shape[:2]
+    if n_images == 1:
+        return a[0].reshape(channels, -1)
+    matrix = _scratch_matrix("upstream", channels, a.size // channels, a.dtype)
+    matrix.reshape(channels, n_images, *a.shape[2:])[...] = a.transpose(1, 0, 2, 3)
+    return matrix
 
 
 def _patch_products(x, kernel_size, stride, padding, dilation, output_size, weight=None, g=None):
@@ -200,26 +239,35 @@ def _patch_products(x, kernel_size, stride, padding, dilation, output_size, weig
         y = W @ im2col(x)               (when weight is given; else None)
         dL/dW = g @ im2col(x)^T         (when g is given; else None)
 
-    The second is computed as its transpose im2col(x) @ g^T: OpenBLAS runs this (long reduction,
-    small result) product 1.1-2x faster in that orientation on the UNet shapes of
-    benchmarks/bench_kernels.py.
+    With at most TRANSPOSED_GRADIENT_CHANNELS output channels the second is computed as its
+    transpose im2col(x) @ g^T: OpenBLAS runs that (long reduction, few columns) product 1.3-2x
+    faster on the 16- and 32-channel layers of benchmarks/bench_kernels.py. With more channels the
+    direct product was as fast or faster, and needs no transposing copy of the result at the end
+    (128 -> 256 channels at 8 x 8: 2.0 against 2.4 ms).
     """
     n_batch, channels = x.shape[:2]
-    entries_per_row = channels * kernel_size[0] * kernel_size[1] * output_size[1]
-    y = grad_t = None
+    patch_rows = channels * kernel_size[0] * kernel_size[1]
+    y = grad = None
     if weight is not None:
         matrix = weight.reshape(weight.shape[0], -1)
         y = np.empty((n_batch, weight.shape[0], *output_size), dtype=x.dtype)
     if g is not None:
-        grad_t = np.zeros((channels * kernel_size[0] * kernel_size[1], g.shape[1]), dtype=x.dtype)
-    for images, (row0, row1) in _tiles(n_batch, output_size[0], entries_per_row):
-        cols = im2col(x[images], kernel_size, stride, padding, dilation, output_size, (row0, row1))
+        transposed = g.shape[1] <= TRANSPOSED_GRADIENT_CHANNELS
+        grad = np.zeros((patch_rows, g.shape[1]) if transposed else (g.shape[1], patch_rows), dtype=x.dtype)
+    for k, (images, (row0, row1)) in enumerate(_tiles(n_batch, output_size[0], patch_rows * output_size[1])):
+        tile = x[images]
+        columns = len(tile) * (row1 - row0) * output_size[1]
+        cols = im2col(tile, kernel_size, stride, padding, dilation, output_size, (row0, row1),
+                      out=_patch_buffer(k, patch_rows, columns, x.dtype))
         if y is not None:
-            product = (matrix @ cols).reshape(len(matrix), -1, row1 - row0, output_size[1])
-            y[images, :, row0:row1] = product.transpose(1, 0, 2, 3)
+            product = np.matmul(matrix, cols, out=_scratch_matrix("product", len(matrix), columns, x.dtype))
+            y[images, :, row0:row1] = product.reshape(len(matrix), -1, row1 - row0, output_size[1]).transpose(1, 0, 2, 3)
         if g is not None:
-            grad_t += cols @ _as_matrix(g[images, :, row0:row1]).T
-    grad = None if g is None else np.ascontiguousarray(grad_t.T).reshape(g.shape[1], channels, *kernel_size)
+            upstream = _as_matrix(g[images, :, row0:row1])
+            factors = (cols, upstream.T) if transposed else (upstream, cols.T)
+            grad += np.matmul(*factors, out=_scratch_matrix("product", *grad.shape, x.dtype))
+    if g is not None:
+        grad = (np.ascontiguousarray(grad.T) if transposed else grad).reshape(g.shape[1], channels, *kernel_size)
     return y, grad
 
 
@@ -233,9 +281,10 @@ def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
     n_batch, c_out = g.shape[:2]
     matrix_t = weight.reshape(c_out, -1).T
     grad = np.zeros((n_batch, weight.shape[1], *image_size), dtype=g.dtype)
-    for images, (row0, row1) in _tiles(n_batch, g.shape[2], matrix_t.shape[0] * g.shape[3]):
-        _col2im_add(matrix_t @ _as_matrix(g[images, :, row0:row1]), grad[images], weight.shape[2:], stride, padding,
-                    dilation, g.shape[2:], (row0, row1))
+    for k, (images, (row0, row1)) in enumerate(_tiles(n_batch, g.shape[2], matrix_t.shape[0] * g.shape[3])):
+        upstream = _as_matrix(g[images, :, row0:row1])
+        cols = np.matmul(matrix_t, upstream, out=_patch_buffer(k, len(matrix_t), upstream.shape[1], g.dtype))
+        _col2im_add(cols, grad[images], weight.shape[2:], stride, padding, dilation, g.shape[2:], (row0, row1))
     return grad
 
 
