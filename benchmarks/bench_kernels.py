@@ -1,7 +1,7 @@
 """Speed of minidl's convolution (and pooling) kernels against PyTorch on a UNet's tensor shapes.
 
     python3 benchmarks/bench_kernels.py [--repeat 10] [--rounds 2] [--stat min|median] [--batch 8]
-                                        [--schedule blocks|calls]
+                                        [--schedule blocks|calls] [--keep-freed-memory]
 
 For every shape it times the forward pass and forward + backward of minidl and PyTorch in this
 process with the same number of threads, and prints minidl ms, torch ms, their ratio (minidl / torch:
@@ -19,6 +19,13 @@ backward ratio went from 1.75 to 1.03, and with OpenBLAS's told to (``OPENBLAS_T
 to 2.68. A real program runs one library, so by default (``--schedule blocks``) each round first
 runs one library for ``WARM_UP_SECONDS`` untimed (the other's threads go to sleep, caches and
 allocator warm up), then times ``--repeat`` calls of it, then does the same for the other.
+
+Page faults. Both libraries allocate their outputs (8 MB for a batch of 16 x 128 x 128 images) on
+every call. glibc's malloc sometimes hands such blocks back to the system when they are freed, and
+the next allocation then faults on every 4 kB page it touches (about 2 us each on the virtual
+machine we measure on): one call can take 2-3x longer, in either library, depending on the state of
+the heap. ``--keep-freed-memory`` sets glibc's mmap and trim thresholds to 1 GiB (``mallopt``) for the
+whole process, so that freed memory is reused and neither library faults after warm-up.
 """
 
 from __future__ import annotations
@@ -61,6 +68,16 @@ for shape in [(1, 2, 6, 6), (2, 16, 64, 64)]:  # one tile, and several tiles
     F.conv_transpose2d(x, Tensor(np.ones((c, c, 2, 2), np.float32), requires_grad=True), stride=2).sum().backward()
 print(imported - start, time.perf_counter() - imported)
 """
+
+def keep_freed_memory():
+    """Tell glibc's malloc to serve blocks below 1 GiB from its heap and never trim the heap (see above)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    if not (libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30)):
+        sys.exit("bench_kernels: mallopt refused the thresholds")
+
 
 def milliseconds(fn) -> float:
     start = time.perf_counter()
@@ -160,6 +177,8 @@ def main():
                         help="alternate warmed-up blocks of calls (default) or single calls (see the docstring)")
     parser.add_argument("--stat", choices=["min", "median"], default="min", help="statistic over the runs")
     parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="keep freed memory in glibc's heap, so neither library page-faults (see the docstring)")
     parser.add_argument("--ops", nargs="+", default=["conv2d", "conv_transpose2d", "max_pool2d"],
                         help="op families to time (default: all)")
     args = parser.parse_args()
@@ -169,12 +188,15 @@ def main():
         sys.exit("bench_kernels: PyTorch is needed for the comparison (pip install torch==2.13.0)")
     import numba
 
+    if args.keep_freed_memory:
+        keep_freed_memory()
     threads = numba.get_num_threads()
     torch.set_num_threads(threads)
     stat = min if args.stat == "min" else np.median
     print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.rounds} rounds x "
           f"{args.repeat} runs ({args.schedule}), Numba threading layer {numba.config.THREADING_LAYER}, "
-          f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'not set')}, load average {os.getloadavg()[0]:.1f}")
+          f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'not set')}, "
+          f"freed memory {'kept' if args.keep_freed_memory else 'as glibc decides'}, load average {os.getloadavg()[0]:.1f}")
     columns = f"{'minidl ms':>11}{'torch ms':>10}{'ratio':>7}{'GFLOP/s':>9}"
     print(f"{'':<32}{'forward':^37}   {'forward + backward':^37}")
     print(f"{'op':<17}{'shape':<15}{columns}   {columns}")
