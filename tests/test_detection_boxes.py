@@ -17,6 +17,8 @@ from minidl.detection.boxes import (
     remove_small_boxes,
 )
 from minidl.detection.sampling import BACKGROUND, IGNORED, match_to_ground_truth, sample_balanced
+from minidl.kernels import nms as kernels
+from minidl.kernels.reference import nms as reference
 
 
 def random_boxes(rng, n, low=0.0, high=50.0):
@@ -104,6 +106,30 @@ def test_nms_properties(seed, threshold):
     for dropped in np.setdiff1d(np.arange(30), keep):
         stronger = keep[scores[keep] > scores[dropped]]
         assert (box_iou(boxes[dropped:dropped + 1], boxes[stronger]) > threshold).any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(0, 60), st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]),
+       st.sampled_from([np.float32, np.float64]))
+def test_nms_kernel_matches_its_numpy_twin(seed, n, threshold, dtype):
+    """Crowded boxes (many overlaps), with repeated and empty boxes among them; the kernel must keep
+    exactly the boxes its NumPy twin keeps, in both dtypes and at the extreme thresholds."""
+    rng = np.random.default_rng(seed)
+    boxes = random_boxes(rng, n, high=15).astype(dtype)
+    boxes[3::7] = boxes[:1]  # copies of the first box: IoU exactly 1
+    boxes[2::5, 2] = boxes[2::5, 0]  # zero width: empty boxes, union 0 with one another
+    before = boxes.copy()
+    keep = kernels.nms_keep(boxes, dtype(threshold))
+    np.testing.assert_array_equal(keep, reference.nms_keep(boxes, dtype(threshold)))
+    np.testing.assert_array_equal(boxes, before)
+    assert n == 0 or keep[0]
+
+
+def test_nms_compares_integer_boxes_as_floats():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 9], [1, 1, 11, 11], [20, 20, 30, 30]])
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    np.testing.assert_array_equal(nms(boxes, scores, 0.5), nms(boxes.astype(np.float64), scores, 0.5))
+    np.testing.assert_array_equal(nms(boxes, scores, 0.5), [0, 3])
 
 
 def test_batched_nms_keeps_overlapping_boxes_of_other_classes():

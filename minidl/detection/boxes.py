@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from ..kernels import nms as nms_kernels
+
 # A predicted log-scale change is clamped here before exp(), so a wild delta early in training
 # cannot overflow: boxes may grow at most 1000/16 ~ 62x per side (torchvision's bound).
 MAX_LOG_SCALE = math.log(1000.0 / 16)
@@ -114,20 +116,16 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
 
     Repeatedly keep the highest-scoring remaining box and drop every remaining box whose IoU with
     it is > iou_threshold. boxes (N, 4), scores (N,) -> indices of the kept boxes (int64), by
-    decreasing score (equal scores keep their input order).
+    decreasing score (equal scores keep their input order). Integer boxes are compared as float64.
+    The walk down the sorted boxes is ``minidl.kernels.nms.nms_keep`` (Numba).
     """
     boxes, scores = _check_boxes("nms", boxes), np.asarray(scores)
     if scores.shape != (len(boxes),):
         raise ValueError(f"nms: scores must have shape ({len(boxes)},) for {len(boxes)} boxes, got {scores.shape}")
+    boxes = boxes.astype(np.result_type(boxes.dtype, np.float32), copy=False)
     order = np.argsort(-scores, kind="stable")
-    overlaps = box_iou(boxes[order], boxes[order])  # all pairs at once: one vectorised (N, N) product
-    suppressed = np.zeros(len(order), dtype=bool)
-    keep = []
-    for rank in range(len(order)):
-        if not suppressed[rank]:
-            keep.append(order[rank])
-            suppressed |= overlaps[rank] > iou_threshold
-    return np.asarray(keep, dtype=np.int64)
+    keep = nms_kernels.nms_keep(np.ascontiguousarray(boxes[order]), boxes.dtype.type(iou_threshold))
+    return order[keep].astype(np.int64)
 
 
 def batched_nms(boxes, scores, labels, iou_threshold: float) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins.
 
 Threads. The max-pool window search, interpolation and RoIAlign kernels run their loops on Numba's
-threads (the pooling gathers and scatters run on the calling thread, see ``pooling.py``). The
-convolutions leave their matrix products to NumPy's BLAS, which has threads of its own, and run
-im2col / col2im on the calling thread (see ``conv.py``). What matters on a small machine is how
-each pool *waits* between jobs. Numba's default OpenMP layer spins its idle threads for a while,
+threads (the pooling gathers and scatters run on the calling thread, see ``pooling.py``, and so
+does NMS, whose greedy walk is sequential). The convolutions leave their matrix products to
+NumPy's BLAS, which has threads of its own, and run im2col / col2im on the calling thread
+(see ``conv.py``). What matters on a small machine is how each pool *waits* between jobs.
+Numba's default OpenMP layer spins its idle threads for a while,
 and those spinning threads steal the cores from the BLAS threads that run next (and from every
 other process). Measured on 2 cores shared with other jobs (load average ~9), when im2col still ran
 on Numba's threads: forward + backward of all conv2d and conv_transpose2d layers of
