@@ -50,11 +50,13 @@ def _to_array(data, dtype=None) -> np.ndarray:
     return array
 
 
-def _is_fresh(grad: np.ndarray, upstream: np.ndarray, siblings: tuple) -> bool:
+def _is_fresh(grad: np.ndarray, upstream: np.ndarray, siblings: tuple, ctx) -> bool:
     """True when a backward returned grad as a new array of its own: it owns its memory, can be
-    written, does not overlap the upstream gradient and was not returned for another input too."""
+    written, does not overlap the upstream gradient, was not returned for another input too and is
+    not kept on the Function."""
     return (grad.base is None and grad.flags.writeable and not np.may_share_memory(grad, upstream)
-            and sum(other is grad for other in siblings) == 1)
+            and sum(other is grad for other in siblings) == 1
+            and not any(kept is grad for kept in vars(ctx).values()))
 
 
 class Tensor:
@@ -149,7 +151,8 @@ class Tensor:
         grads = {id(self): grad}
         # Pending gradients that may be (views of) arrays held elsewhere: the caller's grad, or what a
         # backward passed through from its upstream g (add returns g itself, reshape a view of it).
-        # A leaf keeps a copy of those; a fresh array becomes its .grad as it is (no 8 MB copy for an image batch).
+        # A leaf keeps a copy of those; a fresh array becomes its .grad as it is (conv2d's dL/dx of an
+        # image batch is not copied; a reshaped view, as some kernels return, still is).
         borrowed = {id(self)}
         for node in reversed(_topological_order(self)):
             key = id(node)
@@ -170,11 +173,11 @@ class Tensor:
                     continue
                 key = id(parent)
                 if key in grads:
-                    grads[key] = grads[key] + parent_grad
+                    grads[key] = np.asarray(grads[key] + parent_grad)  # asarray: 0-d sums are NumPy scalars
                     borrowed.discard(key)
                 else:
                     grads[key] = parent_grad
-                    if not _is_fresh(parent_grad, g, parent_grads):
+                    if not _is_fresh(parent_grad, g, parent_grads, ctx):
                         borrowed.add(key)
             if not retain_graph:
                 ctx.free()
@@ -273,7 +276,9 @@ class Function:
     are non-differentiable settings. Float inputs must share one dtype: nothing is silently upcast.
     ``self.needs_input_grad[i]`` (set before forward) says whether input i wants a gradient, so
     an op can skip work: backward may return None for inputs that do not. Every gradient must
-    have its input's shape and dtype (``run_backward`` checks).
+    have its input's shape and dtype (``run_backward`` checks). Return new arrays or views of g,
+    never an array kept elsewhere (on ``self``, in a module): a leaf may keep a new array as its
+    ``.grad`` without copying it, and the engine can only spot g's views and ``self``'s attributes.
     """
 
     parents: list | None

@@ -109,11 +109,12 @@ def test_nms_properties(seed, threshold):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.integers(0, 60), st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]),
+@given(st.integers(0, 2**31 - 1), st.integers(0, 60), st.sampled_from([-np.inf, 0.0, 0.3, 0.5, 0.7, 1.0, np.inf]),
        st.sampled_from([np.float32, np.float64]))
 def test_nms_kernel_matches_its_numpy_twin(seed, n, threshold, dtype):
     """Crowded boxes (many overlaps), with repeated and empty boxes among them; the kernel must keep
-    exactly the boxes its NumPy twin keeps, in both dtypes and at the extreme thresholds."""
+    exactly the boxes its NumPy twin keeps, in both dtypes and at the extreme thresholds (-inf: only
+    the first box stays; inf: all stay)."""
     rng = np.random.default_rng(seed)
     boxes = random_boxes(rng, n, high=15).astype(dtype)
     boxes[3::7] = boxes[:1]  # copies of the first box: IoU exactly 1
@@ -130,6 +131,12 @@ def test_nms_compares_integer_boxes_as_floats():
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     np.testing.assert_array_equal(nms(boxes, scores, 0.5), nms(boxes.astype(np.float64), scores, 0.5))
     np.testing.assert_array_equal(nms(boxes, scores, 0.5), [0, 3])
+
+
+def test_batched_nms_separates_classes_with_negative_coordinates():
+    boxes = np.array([[-50, -50, 5, 5], [-50, -50, 5, 5.0]])
+    np.testing.assert_array_equal(batched_nms(boxes, [0.9, 0.8], [0, 1], 0.5), [0, 1])
+    np.testing.assert_array_equal(batched_nms(boxes, [0.9, 0.8], [1, 1], 0.5), [0])
 
 
 def test_batched_nms_keeps_overlapping_boxes_of_other_classes():

@@ -308,7 +308,9 @@ def test_channel_mismatch_message():
     ((1, 3, 8, 8), (3, 3, 3, 3), dict(stride=0), r"stride must be >= 1, got 0"),
     ((1, 3, 8, 8), (3, 3, 3, 3), dict(padding=-1), r"padding must be >= 0, got -1"),
     ((1, 3, 8, 8), (3, 3, 3, 3), dict(dilation=(1, 0)), r"dilation must be >= 1, got \(1, 0\)"),
-    ((1, 3, 8, 8), (3, 3, 0, 3), {}, r"weight has an empty kernel"),
+    ((1, 3, 8, 8), (3, 3, 0, 3), {}, r"weight has an empty dimension .*shape \(3, 3, 0, 3\)"),
+    ((1, 0, 8, 8), (0, 0, 3, 3), {}, r"weight has an empty dimension .*shape \(0, 0, 3, 3\)"),
+    ((1, 3, 8, 8), (0, 3, 3, 3), {}, r"weight has an empty dimension"),
 ])
 def test_bad_arguments(op, x_shape, w_shape, kwargs, message):
     with pytest.raises(ValueError, match=f"{op}: {message}"):

@@ -162,6 +162,28 @@ def test_every_grad_has_memory_of_its_own():
     assert all(t.grad.flags.writeable for t in (h, a, b, c))
 
 
+def test_zero_dim_grads_from_two_paths_are_arrays_and_kept_arrays_are_copied():
+    x = Tensor(np.float64(2.0), requires_grad=True)
+    y = (x * 3).retain_grad()
+    (y * y + x * x).backward()  # two contributions reach x and y: 0-d sums
+    assert isinstance(x.grad, np.ndarray) and isinstance(y.grad, np.ndarray)
+    np.testing.assert_allclose([x.grad, y.grad], [2 * 3 * 6 + 4, 12])
+
+    class KeepsItsGradient(Function):  # returns an array it keeps: the leaf must get a copy
+        def forward(self, a):
+            self.kept = np.ones_like(a)
+            return a.copy()
+
+        def backward(self, g):
+            return self.kept
+
+    a = leaf()
+    out = KeepsItsGradient.apply(a)
+    kept = out._ctx.kept
+    out.backward(np.ones((2, 3)))
+    assert a.grad is not kept and not np.shares_memory(a.grad, kept)
+
+
 def test_inputs_without_requires_grad_get_no_gradient():
     x, c = leaf(), Tensor(np.ones((2, 3)))
     (x * c).sum().backward()

@@ -116,13 +116,15 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
 
     Repeatedly keep the highest-scoring remaining box and drop every remaining box whose IoU with
     it is > iou_threshold. boxes (N, 4), scores (N,) -> indices of the kept boxes (int64), by
-    decreasing score (equal scores keep their input order). Integer boxes are compared as float64.
+    decreasing score (equal scores keep their input order). Boxes are compared in their float dtype
+    (float16 as float32; integer boxes as float64).
     The walk down the sorted boxes is ``minidl.kernels.nms.nms_keep`` (Numba).
     """
     boxes, scores = _check_boxes("nms", boxes), np.asarray(scores)
     if scores.shape != (len(boxes),):
         raise ValueError(f"nms: scores must have shape ({len(boxes)},) for {len(boxes)} boxes, got {scores.shape}")
-    boxes = boxes.astype(np.result_type(boxes.dtype, np.float32), copy=False)
+    dtype = np.result_type(boxes.dtype, np.float32) if np.issubdtype(boxes.dtype, np.floating) else np.float64
+    boxes = boxes.astype(dtype, copy=False)
     order = np.argsort(-scores, kind="stable")
     keep = nms_kernels.nms_keep(np.ascontiguousarray(boxes[order]), boxes.dtype.type(iou_threshold))
     return order[keep].astype(np.int64)
@@ -131,11 +133,12 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
 def batched_nms(boxes, scores, labels, iou_threshold: float) -> np.ndarray:
     """NMS inside each label separately (a box never suppresses one of another class).
 
-    Shifts each label's boxes by label * (largest coordinate + 1), so boxes of different labels
-    never overlap, then runs one ``nms``. Returns kept indices by decreasing score.
+    Shifts each label's boxes by label * (coordinate range + 1), so boxes of different labels
+    never overlap (negative coordinates included), then runs one ``nms``. Returns kept indices by
+    decreasing score.
     """
     boxes = _check_boxes("batched_nms", boxes)
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
-    offsets = np.asarray(labels, dtype=boxes.dtype)[:, None] * (boxes.max() + 1)
+    offsets = np.asarray(labels, dtype=boxes.dtype)[:, None] * (boxes.max() - boxes.min() + 1)
     return nms(boxes + offsets, scores, iou_threshold)

@@ -191,8 +191,10 @@ def _scratch_matrix(slot, rows: int, columns: int, dtype):
     machine). With a new array per tile, a conv2d forward of 8 x 3 x 128 x 128 inputs took ~3200
     faults and 8 ms, against 2.2 ms when no fault happened; with these buffers it takes none.
     So the tiles reuse buffers that stay allocated: one per slot and thread, grown to the largest
-    tile seen (4-8 MB each with the default CHUNK_ELEMENTS). An array is valid until the next
-    request for the same slot on the same thread.
+    tile seen and kept for the thread's life. A patch tile holds about CHUNK_ELEMENTS entries (4 MB
+    in float32, 8 MB in float64) unless one output row needs more; product and upstream tiles are
+    C_out / (C_in kH kW) times that. An array is valid until the next request for the same slot on
+    the same thread.
     """
     buffers = _scratch.__dict__.setdefault("buffers", {})
     nbytes = rows * columns * np.dtype(dtype).itemsize

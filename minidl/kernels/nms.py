@@ -26,7 +26,7 @@ def nms_keep(boxes, iou_threshold):
     iou_threshold must have the boxes' dtype (the comparison happens in it)."""
     n = boxes.shape[0]
     keep = np.ones(n, dtype=np.bool_)
-    zero = iou_threshold - iou_threshold
+    zero = np.zeros(1, dtype=boxes.dtype)[0]
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     for i in range(n):
         if not keep[i]:

@@ -43,8 +43,8 @@ def _check_tensors(name: str, x, weight, bias, weight_layout: str, out_axis: int
             raise ValueError(f"{name}: {argument} must be float32 or float64, got {tensor.dtype}")
     if weight.dtype != x.dtype:
         raise ValueError(f"{name}: input is {x.dtype} but weight is {weight.dtype}; convert one with .float() or .double()")
-    if min(weight.shape[2:]) < 1:
-        raise ValueError(f"{name}: weight has an empty kernel, shape {weight.shape}")
+    if min(weight.shape) < 1:
+        raise ValueError(f"{name}: weight has an empty dimension (no channels or an empty kernel), shape {weight.shape}")
     if bias is not None:
         bias = bias if isinstance(bias, Tensor) else Tensor(bias)
         channels = weight.shape[out_axis]
