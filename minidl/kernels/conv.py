@@ -23,11 +23,15 @@ output rows of one image when a single image needs more. A tile's patch matrix i
 im2col and read by the GEMM (or written by the GEMM and read by col2im) while it is still in
 cache. Tiles live in scratch buffers that each thread keeps from call to call (``_scratch_matrix``).
 
-Threads. The GEMMs run on BLAS's threads; im2col and col2im run on the calling thread. After a
-GEMM, OpenBLAS's idle threads spin for about 0.1 s before they sleep, and on this 2-core machine
-a Numba-parallel im2col competing with them was slower than a serial one: all conv2d shapes of
-benchmarks/bench_kernels.py, forward and both gradients, took 84 ms with two Numba threads against
-75 ms serial (min of 4 alternating rounds).
+Threads. Each worker thread of ``minidl.kernels.workers`` takes a share of the images (or of the
+output rows, for a batch smaller than the number of workers, except in col2im, where bands of one
+image add into shared pixels) and runs its tiles one after the other: im2col, then a
+single-threaded GEMM on the patch matrix it has just written and still holds in its own cache.
+The earlier way, im2col on the calling thread and then a GEMM on all of BLAS's threads, made the
+other core fetch half of every patch matrix from this one, and left OpenBLAS's idle threads
+spinning (about 0.1 s after each GEMM) against any other parallel loop; the workers are 10-13%
+faster (numbers in ``workers.py``). Where BLAS's thread count cannot be set, everything runs on the
+calling thread, im2col and col2im serially and the GEMMs on BLAS's threads.
 
 Sizes follow PyTorch; kernel_size, stride, padding, dilation and output sizes are (h, w) pairs.
 Each public function has a NumPy twin of the same name in ``minidl.kernels.reference.conv``, except
@@ -36,16 +40,19 @@ Each public function has a NumPy twin of the same name in ``minidl.kernels.refer
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
 from numba import njit
 
-# A patch-matrix tile of about this many entries (4 MB in float32; the 2-core AMD EPYC we measure
-# on has 1 MB of L2 per core and 32 MB of L3). Measured on the conv2d shapes of
-# benchmarks/bench_kernels.py (forward + both gradients, batch 8, min of 4 alternating rounds):
-# 2^19 entries 77.8 ms, 2^20 74.7 ms, 2^21 82.1 ms in all.
-CHUNK_ELEMENTS = 1 << 20
+from . import workers
+
+# A patch-matrix tile of about this many entries (1 MB in float32: it and its product stay in
+# the 1 MB L2 cache of the core that works on it). Measured on the conv2d shapes of
+# benchmarks/bench_kernels.py (forward + both gradients, batch 8, two worker threads, block timing,
+# min of 3 rounds): 2^18 entries 72.1 ms, 2^19 72.1 ms, 2^20 76.7 ms in all.
+CHUNK_ELEMENTS = 1 << 18
 # Up to this many output channels the weight gradient is computed transposed (see _patch_products).
 TRANSPOSED_GRADIENT_CHANNELS = 64
 
@@ -105,7 +112,7 @@ def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, ou
                 t += out_w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col_all(x, cols, kernel_size, stride, padding, dilation, band, out_w):
     for task in range(x.shape[1] * kernel_size[0]):
         _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, out_w)
@@ -153,7 +160,7 @@ def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, ban
                     target[np.uint64(t_row + k * stride[1])] += source[np.uint64(s_row + k)]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im_all(cols, image, kernel_size, stride, padding, dilation, band, out_w):
     for task in range(image.shape[0] * image.shape[1]):
         _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, band, out_w)
@@ -224,6 +231,23 @@ def _tiles(n_batch: int, out_h: int, entries_per_row: int) -> list:
     return [(slice(start, start + size), (0, out_h)) for start in range(0, n_batch, size)]
 
 
+def _parts(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool) -> list:
+    """The output cut into one list of tiles per worker thread (see ``workers``): contiguous groups
+    of images; with fewer images than workers, bands of output rows when ``rows_may_split`` (their
+    work must not write to shared places, as col2im's does where bands meet); else one list."""
+    count = workers.workers()
+    if count > 1 and n_batch >= count:
+        edges = [k * n_batch // count for k in range(count + 1)]
+        return [[(slice(start + images.start, start + images.stop), rows)
+                 for images, rows in _tiles(stop - start, out_h, entries_per_row)]
+                for start, stop in zip(edges, edges[1:])]
+    if count > 1 and rows_may_split and out_h >= count:
+        edges = [k * out_h // count for k in range(count + 1)]
+        return [[(images, (low + row0, low + row1)) for images, (row0, row1) in _tiles(n_batch, high - low, entries_per_row)]
+                for low, high in zip(edges, edges[1:])]
+    return [_tiles(n_batch, out_h, entries_per_row)]
+
+
 def _as_matrix(a):
     """(n, C, h, w) -> (C, n*h*w): channels as rows, the layout of the GEMMs above. A view when n = 1,
     else a copy into the "upstream" scratch buffer."""
@@ -249,26 +273,34 @@ def _patch_products(x, kernel_size, stride, padding, dilation, output_size, weig
     """
     n_batch, channels = x.shape[:2]
     patch_rows = channels * kernel_size[0] * kernel_size[1]
-    y = grad = None
+    y = None
     if weight is not None:
         matrix = weight.reshape(weight.shape[0], -1)
         y = np.empty((n_batch, weight.shape[0], *output_size), dtype=x.dtype)
     if g is not None:
         transposed = g.shape[1] <= TRANSPOSED_GRADIENT_CHANNELS
-        grad = np.zeros((patch_rows, g.shape[1]) if transposed else (g.shape[1], patch_rows), dtype=x.dtype)
-    for k, (images, (row0, row1)) in enumerate(_tiles(n_batch, output_size[0], patch_rows * output_size[1])):
-        tile = x[images]
-        columns = len(tile) * (row1 - row0) * output_size[1]
-        cols = im2col(tile, kernel_size, stride, padding, dilation, output_size, (row0, row1),
-                      out=_patch_buffer(k, patch_rows, columns, x.dtype))
-        if y is not None:
-            product = np.matmul(matrix, cols, out=_scratch_matrix("product", len(matrix), columns, x.dtype))
-            y[images, :, row0:row1] = product.reshape(len(matrix), -1, row1 - row0, output_size[1]).transpose(1, 0, 2, 3)
-        if g is not None:
-            upstream = _as_matrix(g[images, :, row0:row1])
-            factors = (cols, upstream.T) if transposed else (upstream, cols.T)
-            grad += np.matmul(*factors, out=_scratch_matrix("product", *grad.shape, x.dtype))
+        grad_shape = (patch_rows, g.shape[1]) if transposed else (g.shape[1], patch_rows)
+
+    def work(tiles):  # one worker's share; returns its part of dL/dW (None without g)
+        grad = None if g is None else np.zeros(grad_shape, dtype=x.dtype)
+        for k, (images, (row0, row1)) in enumerate(tiles):
+            tile = x[images]
+            columns = len(tile) * (row1 - row0) * output_size[1]
+            cols = im2col(tile, kernel_size, stride, padding, dilation, output_size, (row0, row1),
+                          out=_patch_buffer(k, patch_rows, columns, x.dtype))
+            if y is not None:
+                product = np.matmul(matrix, cols, out=_scratch_matrix("product", len(matrix), columns, x.dtype))
+                y[images, :, row0:row1] = product.reshape(len(matrix), -1, row1 - row0, output_size[1]).transpose(1, 0, 2, 3)
+            if g is not None:
+                upstream = _as_matrix(g[images, :, row0:row1])
+                factors = (cols, upstream.T) if transposed else (upstream, cols.T)
+                grad += np.matmul(*factors, out=_scratch_matrix("product", *grad.shape, x.dtype))
+        return grad
+
+    partial_grads = workers.run(_parts(n_batch, output_size[0], patch_rows * output_size[1], rows_may_split=True), work)
+    grad = None
     if g is not None:
+        grad = functools.reduce(np.add, partial_grads)  # the workers' sums, in a fixed order
         grad = (np.ascontiguousarray(grad.T) if transposed else grad).reshape(g.shape[1], channels, *kernel_size)
     return y, grad
 
@@ -283,10 +315,14 @@ def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
     n_batch, c_out = g.shape[:2]
     matrix_t = weight.reshape(c_out, -1).T
     grad = np.zeros((n_batch, weight.shape[1], *image_size), dtype=g.dtype)
-    for k, (images, (row0, row1)) in enumerate(_tiles(n_batch, g.shape[2], matrix_t.shape[0] * g.shape[3])):
-        upstream = _as_matrix(g[images, :, row0:row1])
-        cols = np.matmul(matrix_t, upstream, out=_patch_buffer(k, len(matrix_t), upstream.shape[1], g.dtype))
-        _col2im_add(cols, grad[images], weight.shape[2:], stride, padding, dilation, g.shape[2:], (row0, row1))
+
+    def work(tiles):  # one worker's share of the images (bands of one image would add to shared pixels)
+        for k, (images, (row0, row1)) in enumerate(tiles):
+            upstream = _as_matrix(g[images, :, row0:row1])
+            cols = np.matmul(matrix_t, upstream, out=_patch_buffer(k, len(matrix_t), upstream.shape[1], g.dtype))
+            _col2im_add(cols, grad[images], weight.shape[2:], stride, padding, dilation, g.shape[2:], (row0, row1))
+
+    workers.run(_parts(n_batch, g.shape[2], matrix_t.shape[0] * g.shape[3], rows_may_split=False), work)
     return grad
 
 
