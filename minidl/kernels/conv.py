@@ -266,10 +266,12 @@ def _patch_products(x, kernel_size, stride, padding, dilation, output_size, weig
         dL/dW = g @ im2col(x)^T         (when g is given; else None)
 
     With at most TRANSPOSED_GRADIENT_CHANNELS output channels the second is computed as its
-    transpose im2col(x) @ g^T: OpenBLAS runs that (long reduction, few columns) product 1.3-2x
-    faster on the 16- and 32-channel layers of benchmarks/bench_kernels.py. With more channels the
-    direct product was as fast or faster, and needs no transposing copy of the result at the end
-    (128 -> 256 channels at 8 x 8: 2.0 against 2.4 ms).
+    transpose im2col(x) @ g^T: single-threaded OpenBLAS runs that (long reduction, few columns)
+    product 1.2-1.9x faster on the 16- to 64-channel layers of benchmarks/bench_kernels.py. With
+    more channels the direct product needs no transposing copy of the result at the end, and won
+    overall (forward and both gradients of 256 -> 256 channels at 8 x 8: 11.9 against 12.9 ms).
+    Each worker thread sums its own tiles; the workers' sums are added in a fixed order, so the
+    result does not depend on which thread finishes first.
     """
     n_batch, channels = x.shape[:2]
     patch_rows = channels * kernel_size[0] * kernel_size[1]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import workers
 from ..tensor import Function, Tensor
 from .elementwise import unbroadcast
 
 
 class MatMul(Function):
-    """y = a @ b;  dL/da = g @ b^T,  dL/db = a^T @ g  (batch dims un-broadcast; 1-d operands promoted)"""
+    """y = a @ b;  dL/da = g @ b^T,  dL/db = a^T @ g  (batch dims un-broadcast; 1-d operands promoted).
+
+    The products run on minidl's worker threads (``minidl.kernels.workers.matmul``)."""
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return workers.matmul(a, b)
 
     def backward(self, g):
         a = self.a[None, :] if self.a.ndim == 1 else self.a
@@ -22,8 +25,8 @@ class MatMul(Function):
             g = np.expand_dims(g, -1)
         if self.a.ndim == 1:
             g = np.expand_dims(g, -2)
-        grad_a = unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
-        grad_b = unbroadcast(np.swapaxes(a, -1, -2) @ g, b.shape).reshape(self.b.shape)
+        grad_a = unbroadcast(workers.matmul(g, np.swapaxes(b, -1, -2)), a.shape).reshape(self.a.shape)
+        grad_b = unbroadcast(workers.matmul(np.swapaxes(a, -1, -2), g), b.shape).reshape(self.b.shape)
         return grad_a, grad_b
 
 
