@@ -84,19 +84,24 @@ def test_without_blas_thread_control_the_parts_run_on_the_calling_thread():
     assert names == [(k, threading.current_thread().name) for k in (1, 2, 3)]
 
 
+@pytest.mark.parametrize("shared_product", [0, workers.SHARED_PRODUCT])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("a_shape, b_shape, transpose_b", [
-    ((130, 70), (70, 40), False),      # rows shared among the workers
-    ((4, 65, 90), (90, 33), True),     # batched, b a transposed view
+    ((130, 70), (70, 40), False),
+    ((4, 65, 90), (90, 33), True),         # batched, b a transposed view
     ((2, 1, 80, 64), (3, 64, 50), False),  # broadcast batch dims
-    ((5, 7), (7, 3), False),           # small: straight to a @ b
-    ((2, 64), (64, 700), False),       # fewer rows than some worker counts
+    ((5, 7), (7, 3), False),
+    ((2, 64), (64, 700), False),           # fewer rows than some worker counts
+    ((6,), (6, 4), False),                 # a vector
 ])
-def test_matmul_on_the_workers_equals_numpy(threads, a_shape, b_shape, transpose_b):
+def test_matmul_on_the_workers_equals_numpy(threads, shared_product, a_shape, b_shape, transpose_b):
+    """With SHARED_PRODUCT 0 every product with enough rows is shared among the workers; with the
+    default these small ones run on the calling thread with single-threaded BLAS."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal(a_shape)
     b = rng.standard_normal(b_shape[:-2] + b_shape[:-3:-1]).swapaxes(-1, -2) if transpose_b else rng.standard_normal(b_shape)
-    with mock.patch.object(workers, "workers", return_value=threads):
+    with mock.patch.object(workers, "workers", return_value=threads), \
+            mock.patch.object(workers, "SHARED_PRODUCT", shared_product):
         product = workers.matmul(a, b)
     np.testing.assert_allclose(product, a @ b, rtol=1e-12, atol=1e-12)
     assert product.shape == (a @ b).shape and product.dtype == (a @ b).dtype

@@ -9,9 +9,10 @@ cache) made the conv2d layers of benchmarks/bench_kernels.py, forward and both g
 faster (geometric mean of the 7 per-layer ratios: 0.87 and 0.90 in two runs, each library timed
 in warmed-up blocks; 16 -> 32 channels at 64 x 64: 11.1 -> 7.9 ms).
 
-How. ``run(parts, work)`` calls ``work(part)`` for every part on a pool of
-``numba.get_num_threads()`` threads (Numba's kernels release the GIL, and so do NumPy's products)
-while NumPy's OpenBLAS is held to one thread, so the pool and BLAS never compete for the cores.
+How. ``run(parts, work)`` calls ``work(part)`` for every part, one per thread: the calling thread
+and ``numba.get_num_threads() - 1`` pool threads (Numba's kernels release the GIL, and so do
+NumPy's products), while NumPy's OpenBLAS is held to one thread, so the threads and BLAS never
+compete for the cores.
 OpenBLAS has no per-thread setting (``openblas_set_num_threads_local`` changes the global count in
 NumPy's build), so the count is set to 1 for the call and restored after it.
 
@@ -19,8 +20,8 @@ The other matrix products (``minidl.functional.matmul``, hence every Linear laye
 ``matmul`` for the same reason: OpenBLAS's own threads spin for about 0.1 s after each product
 they share, and took the cores from the convolution workers that ran next. Training the Mask
 R-CNN example took 0.20-0.21 s a step with its Linear layers on OpenBLAS's two threads,
-0.15-0.16 s with every product single-threaded (150 steps, two runs each), and 0.18-0.20 s with
-no workers at all.
+0.15-0.16 s with every product kept off them (150 steps, two runs each), and 0.18-0.20 s with no
+workers at all.
 
 When this cannot work (``workers()`` is 1): one thread wanted, or a BLAS we cannot hold to one
 thread (MKL, Apple's Accelerate, an OpenBLAS without the symbol, a system without /proc). Then
@@ -29,6 +30,7 @@ everything runs on the calling thread with BLAS's own threads.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 from concurrent.futures import ThreadPoolExecutor
@@ -73,33 +75,47 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minidl-kernel")
 
 
-def run(parts: list, work) -> list:
-    """[work(part) for part in parts], the parts on the pool's threads with single-threaded BLAS
-    (one part, or no BLAS thread control: on the calling thread with BLAS as it is)."""
-    controls = _openblas_thread_functions()
-    if len(parts) == 1 or controls is None:
-        return [work(part) for part in parts]
-    set_threads, get_threads = controls
+@contextlib.contextmanager
+def _blas_on_one_thread():
+    """Hold NumPy's OpenBLAS to one thread inside the block (its thread count is global: restored after)."""
+    set_threads, get_threads = _openblas_thread_functions()
     before = get_threads()
     set_threads(1)
     try:
-        return list(_pool(len(parts)).map(work, parts))
+        yield
     finally:
         set_threads(before)
 
 
-# Below this many multiply-adds OpenBLAS runs a product on one thread anyway (its SMP threshold).
-SMALL_PRODUCT = 1 << 18
+def run(parts: list, work) -> list:
+    """[work(part) for part in parts]: the first part on the calling thread, the others on the pool's
+    threads, all with single-threaded BLAS (one part, or no BLAS thread control: everything on the
+    calling thread with BLAS as it is)."""
+    if len(parts) == 1 or _openblas_thread_functions() is None:
+        return [work(part) for part in parts]
+    with _blas_on_one_thread():
+        others = [_pool(len(parts) - 1).submit(work, part) for part in parts[1:]]
+        first = work(parts[0])  # the calling thread works instead of waiting idle
+        return [first] + [future.result() for future in others]
+
+
+# Handing work to another thread costs ~50 us here (a trivial two-part run: 49 us), so products of
+# fewer multiply-adds than this run whole on the calling thread. Measured, single-threaded on the
+# calling thread against shared among two threads: 2^20 multiply-adds 23 against 82 us, 2^23 165
+# against 207 us, 2^26 1295 against 735 us.
+SHARED_PRODUCT = 1 << 24
 
 
 def matmul(a, b):
-    """a @ b with NumPy's rules, the rows of the result shared among the workers (single-threaded
-    BLAS each). Small products, vectors and too few rows go straight to ``a @ b``."""
+    """a @ b with NumPy's rules, never on OpenBLAS's own threads: on the calling thread with
+    single-threaded BLAS, or for large products with the rows of the result shared among the workers."""
     count = workers()
-    if a.ndim < 2 or b.ndim < 2 or a.shape[-2] < count or count == 1 or \
-            a.shape[-2] * a.shape[-1] * b.shape[-1] < SMALL_PRODUCT:
+    if count == 1 or a.ndim < 2 or b.ndim < 2:
         return a @ b
     rows = a.shape[-2]
+    if rows < count or rows * a.shape[-1] * b.shape[-1] < SHARED_PRODUCT:
+        with _blas_on_one_thread():
+            return a @ b
     out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, b.shape[-1]), dtype=np.result_type(a, b))
     edges = [k * rows // count for k in range(count + 1)]
 
