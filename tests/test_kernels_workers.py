@@ -12,6 +12,13 @@ from minidl.kernels.conv import conv_output_size
 from minidl.kernels.reference import conv as reference
 
 
+def blas_controls():
+    controls = workers._openblas_thread_functions()
+    if controls is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose thread count can be set")
+    return controls
+
+
 def covered(parts, n_batch, out_h):
     """How often each (image, output row) appears among the parts' tiles."""
     count = np.zeros((n_batch, out_h), dtype=int)
@@ -42,8 +49,10 @@ def test_every_split_matches_the_reference(threads, n_batch, dtype):
     forward and dL/dW, but not in col2im, which adds into pixels that bands share), in small tiles."""
     x_shape, w_shape = (n_batch, 3, 11, 7), (4, 3, 3, 2)
     geometry = (1, 2), (1, 1), (2, 1)
-    output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
-    x, w = np.random.default_rng(1).standard_normal(x_shape).astype(dtype), np.random.default_rng(2).standard_normal(w_shape).astype(dtype)
+    output_size = tuple(conv_output_size(size, k, s, p, d)
+                        for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
+    x = np.random.default_rng(1).standard_normal(x_shape).astype(dtype)
+    w = np.random.default_rng(2).standard_normal(w_shape).astype(dtype)
     g = np.random.default_rng(3).standard_normal((n_batch, 4, *output_size)).astype(dtype)
     with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(kernels, "CHUNK_ELEMENTS", 100):
         results = [kernels.conv2d_forward(x, w, *geometry, output_size),
@@ -59,10 +68,7 @@ def test_every_split_matches_the_reference(threads, n_batch, dtype):
 
 
 def test_blas_thread_count_comes_back_even_when_a_part_fails():
-    controls = workers._openblas_thread_functions()
-    if controls is None:
-        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose thread count can be set")
-    set_threads, get_threads = controls
+    set_threads, get_threads = blas_controls()
     before = get_threads()
     seen = workers.run([1, 2], lambda part: get_threads())
     assert seen == [1, 1] and get_threads() == before
@@ -99,9 +105,70 @@ def test_matmul_on_the_workers_equals_numpy(threads, shared_product, a_shape, b_
     default these small ones run on the calling thread with single-threaded BLAS."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal(a_shape)
-    b = rng.standard_normal(b_shape[:-2] + b_shape[:-3:-1]).swapaxes(-1, -2) if transpose_b else rng.standard_normal(b_shape)
+    if transpose_b:  # a transposed view of a C-ordered array
+        b = rng.standard_normal(b_shape[:-2] + b_shape[:-3:-1]).swapaxes(-1, -2)
+    else:
+        b = rng.standard_normal(b_shape)
     with mock.patch.object(workers, "workers", return_value=threads), \
             mock.patch.object(workers, "SHARED_PRODUCT", shared_product):
         product = workers.matmul(a, b)
     np.testing.assert_allclose(product, a @ b, rtol=1e-12, atol=1e-12)
     assert product.shape == (a @ b).shape and product.dtype == (a @ b).dtype
+
+
+def test_concurrent_callers_leave_the_blas_thread_count_as_they_found_it():
+    import threading
+
+    _, get_threads = blas_controls()
+    before = get_threads()
+    x = np.random.default_rng(0).standard_normal((4, 3, 12, 12))
+    w = np.random.default_rng(1).standard_normal((5, 3, 3, 3))
+    expected = reference.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), (12, 12))
+    errors = []
+
+    def loop():
+        for _ in range(40):
+            y = kernels.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), (12, 12))
+            if not np.allclose(y, expected, atol=1e-12):
+                errors.append("wrong values")
+            workers.matmul(np.ones((300, 300)), np.ones((300, 300)))
+
+    threads = [threading.Thread(target=loop) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and get_threads() == before
+
+
+def test_no_part_is_still_running_when_run_raises():
+    import time
+
+    blas_controls()
+    written = []
+
+    def work(part):
+        if part == 0:
+            raise MemoryError("part 0")
+        time.sleep(0.05)
+        written.append(part)
+
+    with pytest.raises(MemoryError):
+        workers.run([0, 1], work)
+    snapshot = list(written)
+    time.sleep(0.1)
+    assert written == snapshot  # nothing was written after run had raised
+
+
+def test_a_forked_child_can_still_run_convolutions():
+    import multiprocessing
+
+    blas_controls()
+    x = np.random.default_rng(0).standard_normal((4, 3, 12, 12))
+    w = np.random.default_rng(1).standard_normal((5, 3, 3, 3))
+    kernels.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), (12, 12))  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(kernels.conv2d_forward, (x, w, (1, 1), (1, 1), (1, 1), (12, 12)))
+        expected = reference.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), (12, 12))
+        np.testing.assert_allclose(result.get(timeout=60), expected)  # a hung pool would time out

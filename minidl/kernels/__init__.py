@@ -6,7 +6,8 @@ does NMS, whose greedy walk is sequential). The convolutions share their images 
 worker threads of ``workers.py``, each running im2col / col2im and single-threaded BLAS products
 on its own share (see ``conv.py``). What matters on a small machine is how each pool *waits*
 between jobs. Numba's default OpenMP layer spins its idle threads for a while, and those spinning
-threads steal the cores from the BLAS threads that run next (and from every other process). Measured on 2 cores shared with other jobs (load average ~9), when im2col still ran
+threads steal the cores from the BLAS threads that run next (and from every other process).
+Measured on 2 cores shared with other jobs (load average ~9), when im2col still ran
 on Numba's threads: forward + backward of all conv2d and conv_transpose2d layers of
 benchmarks/bench_kernels.py took 22 s with the OpenMP layer and 0.4-1.8 s with Numba's
 ``workqueue`` layer, whose idle threads wait on a condition variable (asleep, off the cores) until

@@ -48,8 +48,8 @@ from numba import njit
 
 from . import workers
 
-# A patch-matrix tile of about this many entries (1 MB in float32: it and its product stay in
-# the 1 MB L2 cache of the core that works on it). Measured on the conv2d shapes of
+# A patch-matrix tile of about this many entries (1 MB in float32: about the size of the 1 MB L2
+# cache of the core that works on it). Measured on the conv2d shapes of
 # benchmarks/bench_kernels.py (forward + both gradients, batch 8, two worker threads, block timing,
 # min of 3 rounds): 2^18 entries 72.1 ms, 2^19 72.1 ms, 2^20 76.7 ms in all.
 CHUNK_ELEMENTS = 1 << 18
@@ -198,8 +198,8 @@ def _scratch_matrix(slot, rows: int, columns: int, dtype):
     machine). With a new array per tile, a conv2d forward of 8 x 3 x 128 x 128 inputs took ~3200
     faults and 8 ms, against 2.2 ms when no fault happened; with these buffers it takes none.
     So the tiles reuse buffers that stay allocated: one per slot and thread, grown to the largest
-    tile seen and kept for the thread's life. A patch tile holds about CHUNK_ELEMENTS entries (4 MB
-    in float32, 8 MB in float64) unless one output row needs more; product and upstream tiles are
+    tile seen and kept for the thread's life. A patch tile holds about CHUNK_ELEMENTS entries (1 MB
+    in float32, 2 MB in float64) unless one output row needs more; product and upstream tiles are
     C_out / (C_in kH kW) times that. An array is valid until the next request for the same slot on
     the same thread.
     """
@@ -243,7 +243,8 @@ def _parts(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool)
                 for start, stop in zip(edges, edges[1:])]
     if count > 1 and rows_may_split and out_h >= count:
         edges = [k * out_h // count for k in range(count + 1)]
-        return [[(images, (low + row0, low + row1)) for images, (row0, row1) in _tiles(n_batch, high - low, entries_per_row)]
+        return [[(images, (low + row0, low + row1))
+                 for images, (row0, row1) in _tiles(n_batch, high - low, entries_per_row)]
                 for low, high in zip(edges, edges[1:])]
     return [_tiles(n_batch, out_h, entries_per_row)]
 
@@ -292,7 +293,8 @@ def _patch_products(x, kernel_size, stride, padding, dilation, output_size, weig
                           out=_patch_buffer(k, patch_rows, columns, x.dtype))
             if y is not None:
                 product = np.matmul(matrix, cols, out=_scratch_matrix("product", len(matrix), columns, x.dtype))
-                y[images, :, row0:row1] = product.reshape(len(matrix), -1, row1 - row0, output_size[1]).transpose(1, 0, 2, 3)
+                product = product.reshape(len(matrix), -1, row1 - row0, output_size[1])
+                y[images, :, row0:row1] = product.transpose(1, 0, 2, 3)
             if g is not None:
                 upstream = _as_matrix(g[images, :, row0:row1])
                 factors = (cols, upstream.T) if transposed else (upstream, cols.T)

@@ -24,15 +24,18 @@ R-CNN example took 0.20-0.21 s a step with its Linear layers on OpenBLAS's two t
 workers at all.
 
 When this cannot work (``workers()`` is 1): one thread wanted, or a BLAS we cannot hold to one
-thread (MKL, Apple's Accelerate, an OpenBLAS without the symbol, a system without /proc). Then
-everything runs on the calling thread with BLAS's own threads.
+thread (MKL, Apple's Accelerate, an OpenBLAS without the symbol). Then everything runs on the
+calling thread with BLAS's own threads.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import functools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -41,27 +44,26 @@ import numpy as np
 
 @functools.lru_cache(maxsize=1)
 def _openblas_thread_functions():
-    """(set_num_threads, get_num_threads) of the OpenBLAS that NumPy loaded, or None.
+    """(set_num_threads, get_num_threads) of the OpenBLAS that NumPy uses, or None.
 
-    NumPy's wheels bundle OpenBLAS with renamed symbols (``scipy_openblas_set_num_threads64_``),
-    older wheels and system builds keep ``openblas_set_num_threads`` (with a ``64_`` suffix for
-    64-bit integers); the library is found among the files this process has mapped."""
+    The symbols are looked up through NumPy's own extension module, so the search covers exactly
+    the libraries it links (another OpenBLAS in the process, e.g. SciPy's, is not found). NumPy's
+    wheels bundle OpenBLAS with renamed symbols (``scipy_openblas_set_num_threads64_``); older
+    wheels and system builds keep ``openblas_set_num_threads`` (``64_`` suffix for 64-bit integer
+    builds). Both functions take and return a C int."""
+    core = getattr(np, "_core", None) or np.core  # NumPy 2 / NumPy 1
     try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line})
+        library = ctypes.CDLL(core._multiarray_umath.__file__)
     except OSError:
         return None
-    for path in paths:
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", ""):
-                setter = getattr(library, f"{prefix}set_num_threads{suffix}", None)
-                getter = getattr(library, f"{prefix}get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    return setter, getter
+    for prefix in ("scipy_openblas_", "openblas_"):
+        for suffix in ("64_", ""):
+            setter = getattr(library, f"{prefix}set_num_threads{suffix}", None)
+            getter = getattr(library, f"{prefix}get_num_threads{suffix}", None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return setter, getter
     return None
 
 
@@ -75,27 +77,63 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minidl-kernel")
 
 
+# OpenBLAS's thread count is one number for the whole process, and minidl may be called from
+# several Python threads at once: the first to need single-threaded BLAS saves the count and sets
+# 1, the last to finish restores it.
+_blas_lock = threading.Lock()
+_blas_holders = 0
+_blas_saved_threads = 0
+
+
 @contextlib.contextmanager
 def _blas_on_one_thread():
-    """Hold NumPy's OpenBLAS to one thread inside the block (its thread count is global: restored after)."""
+    """Hold NumPy's OpenBLAS to one thread inside the block."""
+    global _blas_holders, _blas_saved_threads
     set_threads, get_threads = _openblas_thread_functions()
-    before = get_threads()
-    set_threads(1)
+    with _blas_lock:
+        if _blas_holders == 0:
+            _blas_saved_threads = get_threads()
+            set_threads(1)
+        _blas_holders += 1
     try:
         yield
     finally:
-        set_threads(before)
+        with _blas_lock:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                set_threads(_blas_saved_threads)
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's pool threads (a cached pool would wait for ever) and
+    none of its holders: start afresh, with the BLAS thread count the parent had saved."""
+    global _blas_lock, _blas_holders
+    _pool.cache_clear()
+    _blas_lock = threading.Lock()
+    if _blas_holders and _openblas_thread_functions() is not None:
+        _openblas_thread_functions()[0](_blas_saved_threads)
+    _blas_holders = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def run(parts: list, work) -> list:
     """[work(part) for part in parts]: the first part on the calling thread, the others on the pool's
     threads, all with single-threaded BLAS (one part, or no BLAS thread control: everything on the
-    calling thread with BLAS as it is)."""
+    calling thread with BLAS as it is). Returns or raises only when every part has stopped."""
     if len(parts) == 1 or _openblas_thread_functions() is None:
         return [work(part) for part in parts]
     with _blas_on_one_thread():
         others = [_pool(len(parts) - 1).submit(work, part) for part in parts[1:]]
-        first = work(parts[0])  # the calling thread works instead of waiting idle
+        try:
+            first = work(parts[0])  # the calling thread works instead of waiting idle
+        except BaseException:
+            for future in others:  # the parts not started yet
+                future.cancel()
+            raise
+        finally:
+            concurrent.futures.wait(others)  # no part may still be writing when run returns or raises
         return [first] + [future.result() for future in others]
 
 
@@ -108,12 +146,13 @@ SHARED_PRODUCT = 1 << 24
 
 def matmul(a, b):
     """a @ b with NumPy's rules, never on OpenBLAS's own threads: on the calling thread with
-    single-threaded BLAS, or for large products with the rows of the result shared among the workers."""
+    single-threaded BLAS, or for large products with the rows of the result shared among the
+    workers (a batch of products with fewer rows than workers stays on the calling thread)."""
     count = workers()
-    if count == 1 or a.ndim < 2 or b.ndim < 2:
+    if count == 1:
         return a @ b
-    rows = a.shape[-2]
-    if rows < count or rows * a.shape[-1] * b.shape[-1] < SHARED_PRODUCT:
+    rows = a.shape[-2] if a.ndim >= 2 else 1
+    if a.ndim < 2 or b.ndim < 2 or rows < count or np.size(a) * b.shape[-1] < SHARED_PRODUCT:
         with _blas_on_one_thread():
             return a @ b
     out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, b.shape[-1]), dtype=np.result_type(a, b))
