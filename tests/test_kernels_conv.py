@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import minidl.functional as F
 from minidl import Tensor
 from minidl.kernels import conv as kernels
+from minidl.kernels import workers
 from minidl.kernels.conv import conv_output_size
 from minidl.kernels.reference import conv as reference
 
@@ -196,6 +197,25 @@ def test_kernels_match_reference(case, dtype):
     assert_close(both[1], reference.conv2d_backward_weight(g, x, kernel_size, *geometry), dtype)
 
 
+def check_kernels_against_reference(x_shape, w_shape, geometry, dtype) -> tuple:
+    """Every conv kernel (the fused forward + weight gradient too) on random data against its NumPy
+    twins; returns the output size."""
+    output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
+    x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
+    g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
+    results = [kernels.conv2d_forward(x, w, *geometry, output_size),
+               kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+               kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry),
+               *kernels.conv2d_forward_and_backward_weight(x, w, g, *geometry, output_size)]
+    expected = [reference.conv2d_forward(x, w, *geometry, output_size),
+                reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+                reference.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
+    expected += [expected[0], expected[2]]  # conv2d_forward_and_backward_weight
+    for actual, wanted in zip(results, expected, strict=True):
+        assert_close(actual, wanted, dtype)
+    return output_size
+
+
 @pytest.mark.parametrize("transposed_gradient_channels", [64, 0])
 @pytest.mark.parametrize("chunk", [None, 2000, 500, 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -204,25 +224,22 @@ def test_tiled_paths_match_reference(chunk, dtype, transposed_gradient_channels)
     of images (2000), into bands of rows of one image (500), or into single rows (1). The weight
     gradient is computed transposed for few output channels; a threshold of 0 takes the other way."""
     x_shape, w_shape = ((3, 4, 9, 8), (5, 4, 3, 2)) if chunk else ((2, 8, 40, 40), (6, 8, 3, 3))
-    geometry = (2, 1), (1, 2), (1, 2)
-    output_size = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
-    x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
-    g = random((x_shape[0], w_shape[0], *output_size), dtype, seed=3)
     with mock.patch.object(kernels, "CHUNK_ELEMENTS", chunk or kernels.CHUNK_ELEMENTS), \
             mock.patch.object(kernels, "TRANSPOSED_GRADIENT_CHANNELS", transposed_gradient_channels):
+        output_size = check_kernels_against_reference(x_shape, w_shape, ((2, 1), (1, 2), (1, 2)), dtype)
         tiles = kernels._tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
-        results = [kernels.conv2d_forward(x, w, *geometry, output_size),
-                   kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
-                   kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry),
-                   *kernels.conv2d_forward_and_backward_weight(x, w, g, *geometry, output_size)]
     bands = {rows for _, rows in tiles}
     assert (len(bands) > 1) == (chunk in (500, 1)) and (len(tiles) > 1) == (chunk is not None)
-    expected = [reference.conv2d_forward(x, w, *geometry, output_size),
-                reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
-                reference.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
-    expected += [expected[0], expected[2]]  # conv2d_forward_and_backward_weight
-    for actual, wanted in zip(results, expected, strict=True):
-        assert_close(actual, wanted, dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_batch", [1, 2, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_split_among_workers_matches_reference(threads, n_batch, dtype):
+    """Images shared among 1-3 worker threads, or rows when there are fewer images than workers (bands
+    in the forward and dL/dW, but not in col2im, which adds into pixels that bands share), in small tiles."""
+    with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(kernels, "CHUNK_ELEMENTS", 100):
+        check_kernels_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 2), ((1, 2), (1, 1), (2, 1)), dtype)
 
 
 def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():

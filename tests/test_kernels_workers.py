@@ -1,5 +1,6 @@
-"""The worker threads of minidl.kernels.workers: how a convolution's output is shared among them, that
-every split gives the reference's values, and that BLAS's thread count comes back after each call."""
+"""The worker threads of minidl.kernels.workers: how a convolution's output is shared among them, the
+matrix products on them, and that BLAS's thread count comes back after each call, with concurrent
+callers, errors and forks. (That every split gives the reference's values: test_kernels_conv.py.)"""
 
 from unittest import mock
 
@@ -8,7 +9,6 @@ import pytest
 
 from minidl.kernels import conv as kernels
 from minidl.kernels import workers
-from minidl.kernels.conv import conv_output_size
 from minidl.kernels.reference import conv as reference
 
 
@@ -39,32 +39,6 @@ def test_parts_cover_every_output_once(threads, n_batch, rows_may_split, expecte
     if expected_parts > 1 and n_batch >= threads:  # whole images: each image belongs to one worker
         owned = [{n for images, _ in tiles for n in range(n_batch)[images]} for tiles in parts]
         assert sum(len(images) for images in owned) == n_batch
-
-
-@pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("n_batch", [1, 2, 5])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_every_split_matches_the_reference(threads, n_batch, dtype):
-    """Images shared among 1-3 workers, or rows when there are fewer images than workers (bands in the
-    forward and dL/dW, but not in col2im, which adds into pixels that bands share), in small tiles."""
-    x_shape, w_shape = (n_batch, 3, 11, 7), (4, 3, 3, 2)
-    geometry = (1, 2), (1, 1), (2, 1)
-    output_size = tuple(conv_output_size(size, k, s, p, d)
-                        for size, k, s, p, d in zip(x_shape[2:], w_shape[2:], *geometry))
-    x = np.random.default_rng(1).standard_normal(x_shape).astype(dtype)
-    w = np.random.default_rng(2).standard_normal(w_shape).astype(dtype)
-    g = np.random.default_rng(3).standard_normal((n_batch, 4, *output_size)).astype(dtype)
-    with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(kernels, "CHUNK_ELEMENTS", 100):
-        results = [kernels.conv2d_forward(x, w, *geometry, output_size),
-                   kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
-                   kernels.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
-    expected = [reference.conv2d_forward(x, w, *geometry, output_size),
-                reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
-                reference.conv2d_backward_weight(g, x, w_shape[2:], *geometry)]
-    tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    for actual, wanted in zip(results, expected, strict=True):
-        assert actual.dtype == dtype
-        np.testing.assert_allclose(actual, wanted, rtol=0, atol=tolerance * max(1.0, np.abs(wanted).max()))
 
 
 def test_blas_thread_count_comes_back_even_when_a_part_fails():
