@@ -50,6 +50,11 @@ def _to_array(data, dtype=None) -> np.ndarray:
     return array
 
 
+def _add_grads(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b as an ndarray (the sum of two 0-d arrays comes back a NumPy scalar)."""
+    return np.asarray(a + b)
+
+
 def _is_fresh(grad: np.ndarray, upstream: np.ndarray, siblings: tuple, ctx) -> bool:
     """True when a backward returned grad as a new array of its own: it owns its memory, can be
     written, does not overlap the upstream gradient, was not returned for another input too and is
@@ -160,8 +165,8 @@ class Tensor:
             if g is None:
                 continue
             if node._ctx is None or node._retains_grad:
-                if node.grad is not None:  # asarray: a 0-d sum comes back a NumPy scalar
-                    node.grad = np.asarray(node.grad + g)
+                if node.grad is not None:
+                    node.grad = _add_grads(node.grad, g)
                 else:
                     node.grad = np.array(g) if key in borrowed else g
             if node._ctx is None:
@@ -173,7 +178,7 @@ class Tensor:
                     continue
                 key = id(parent)
                 if key in grads:
-                    grads[key] = np.asarray(grads[key] + parent_grad)  # asarray: 0-d sums are NumPy scalars
+                    grads[key] = _add_grads(grads[key], parent_grad)
                     borrowed.discard(key)
                 else:
                     grads[key] = parent_grad
