@@ -12,13 +12,12 @@ images, with the per-image pet IoU under each).
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
 
 import numpy as np
 
-# segment_pets (next to this file) also puts the repository on sys.path for minidl and models.
-from segment_pets import (load_splits, pet_iou_captions, predict, segmentation_scores, shown_indices,
-                          train_segmenter, training_options)
+from common import (check_segmentation_args, hold_run_folders, load_splits, pet_iou_captions, predict,
+                    segmentation_options, segmentation_scores, shown_indices, train_segmenter)
 
 from minidl.io import atomic_write, save_json
 from minidl.viz.segmentation import plot_segmentations
@@ -44,42 +43,52 @@ def markdown_table(rows: list[dict], baseline: dict, setup: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> list[dict]:
-    parser = training_options(__doc__, default_out="runs/compare_segmenters")
+def parse_args(argv=None):
+    parser = segmentation_options(__doc__, default_out="runs/compare_segmenters")
     parser.add_argument("--models", nargs="+", choices=list(SEGMENTERS), default=list(SEGMENTERS),
                         help="networks to train, in this order")
     args = parser.parse_args(argv)
-    chosen = args.models
-    out = Path(args.out)
-    train, test = load_splits(args)
-    print(f"comparing {', '.join(chosen)}: {len(train)} trainval and {len(test)} test images at "
-          f"{args.size}x{args.size}, {args.epochs} epochs each -> {out}")
+    check_segmentation_args(parser, args, args.models)
+    return args
 
-    rows, predictions = [], {}
-    for name in chosen:
-        print(f"--- {name}")
-        model, history = train_segmenter(name, train, test, args, out / name)
-        predictions[name] = predict(model, test.images, args.batch_size)
-        scores = segmentation_scores(predictions[name], test.targets)
-        rows.append({"model": name, "parameters": int(sum(p.size for p in model.parameters())),
-                     "gflop_per_image": model.conv_flops(args.size, args.size) / 1e9,
-                     "seconds_per_epoch": float(np.mean(history["seconds"])),
-                     **{f"test_{key}": value for key, value in scores.items()}})
-    baseline = segmentation_scores(np.zeros_like(test.targets), test.targets)
 
-    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
-    setup = (f"{len(train)} trainval / {len(test)} test images at {args.size}x{args.size}, {epochs}, "
-             f"batch {args.batch_size}, Adam lr {args.lr}, base channels {args.base_channels}, seed {args.seed}")
-    table = markdown_table(rows, baseline, setup)
-    atomic_write(out / "comparison.md", lambda file: file.write(table.encode("utf-8")))
-    save_json(out / "comparison.json", {"setup": setup, "models": rows, "baseline_all_background": baseline})
-    shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
-    plot_segmentations(test.images[shown], {"true mask": test.targets[shown],
-                                            **{name: masks[shown] for name, masks in predictions.items()}},
-                       out / "predictions.png",
-                       captions={name: pet_iou_captions(masks[shown], test.targets[shown])
-                                 for name, masks in predictions.items()},
-                       title=f"Test images, every model after {epochs}")
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    chosen, out = args.models, args.out
+    with contextlib.ExitStack() as run:
+        # the comparison's own folder, then one run folder per model, all checked before anything trains
+        hold_run_folders(run, args, out, resume=False)
+        hold_run_folders(run, args, *(out / name for name in chosen))
+        train, test = load_splits(args)
+        print(f"comparing {', '.join(chosen)}: {len(train)} trainval and {len(test)} test images at "
+              f"{args.size}x{args.size}, {args.epochs} epochs each -> {out}")
+
+        rows, predictions = [], {}
+        for name in chosen:
+            print(f"--- {name}")
+            model, history = train_segmenter(name, train, test, args, out / name,
+                                             title=f"{name} on Oxford-IIIT Pet (val: test split)")
+            predictions[name] = predict(model, test.images, args.batch_size)
+            scores = segmentation_scores(predictions[name], test.targets)
+            rows.append({"model": name, "parameters": int(sum(p.size for p in model.parameters())),
+                         "gflop_per_image": model.conv_flops(args.size, args.size) / 1e9,
+                         "seconds_per_epoch": float(np.mean(history["seconds"])),
+                         **{f"test_{key}": value for key, value in scores.items()}})
+        baseline = segmentation_scores(np.zeros_like(test.targets), test.targets)
+
+        epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+        setup = (f"{len(train)} trainval / {len(test)} test images at {args.size}x{args.size}, {epochs}, "
+                 f"batch {args.batch_size}, Adam lr {args.lr}, base channels {args.base_channels}, seed {args.seed}")
+        table = markdown_table(rows, baseline, setup)
+        atomic_write(out / "comparison.md", lambda file: file.write(table.encode("utf-8")))
+        save_json(out / "comparison.json", {"setup": setup, "models": rows, "baseline_all_background": baseline})
+        shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
+        plot_segmentations(test.images[shown], {"true mask": test.targets[shown],
+                                                **{name: masks[shown] for name, masks in predictions.items()}},
+                           out / "predictions.png",
+                           captions={name: pet_iou_captions(masks[shown], test.targets[shown])
+                                     for name, masks in predictions.items()},
+                           title=f"Test images, every model after {epochs}")
     print(table)
     for name in ("comparison.md", "comparison.json", "predictions.png"):
         print(f"wrote {out / name}")

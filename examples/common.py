@@ -1,0 +1,201 @@
+"""What the examples share: flag checks, the run folder, and the segmentation steps of two examples.
+
+Flags are checked when they are parsed, so a bad run fails in a second with a message naming the
+flag (``argument --epochs: must be an integer >= 1, got '0'``), never after minutes of training.
+The run folder (``--out``) is taken before the data loads (``hold_run_folders``): locked, refused if
+it holds a finished run unless ``--resume`` or ``--overwrite``, checked to be a writable folder.
+
+Importing this module also puts the repository on ``sys.path``, so the examples run from a checkout
+without installing minidl (``python examples/segment_pets.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+
+import minidl  # noqa: E402
+from minidl import functional as F  # noqa: E402
+from minidl import metrics, optim  # noqa: E402
+from minidl.data import IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, RandomHorizontalFlip  # noqa: E402
+from minidl.data.oxford_pets import BUNDLED_SIZE  # noqa: E402
+from minidl.io import RunFolderError, run_folder, settings_for_json  # noqa: E402
+from minidl.train import fit  # noqa: E402
+from models import build_segmenter  # noqa: E402
+
+# Flags that say how to run, not what to train: they may differ when a run is resumed.
+HOW_TO_RUN = ("out", "resume", "overwrite", "no_progress")
+
+
+# ------------------------------------------------------------------------------------- flag checks
+def _number_flag(kind, what: str, lowest, highest=math.inf, above: bool = False):
+    """An argparse ``type``: ``text`` as ``kind`` (int or float), finite, in [lowest, highest) (or above
+    ``lowest``); otherwise ArgumentTypeError, which argparse reports with the flag's name."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not (math.isfinite(value) and lowest <= value < highest) or (above and value == lowest):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = _number_flag(int, "an integer >= 1", 1)  # epochs, batch size, image counts
+non_negative_int = _number_flag(int, "an integer >= 0", 0)  # warm-up steps
+seed = _number_flag(int, "an integer in [0, 2**32)", 0, 2**32)  # what NumPy's generators accept
+positive_float = _number_flag(float, "a finite number > 0", 0.0, above=True)  # learning rates, time budgets
+non_negative_float = _number_flag(float, "a finite number >= 0", 0.0)  # noise levels
+
+
+def check_size_for_bundled_sample(parser: argparse.ArgumentParser, args) -> None:
+    """The bundled Oxford-IIIT Pet sample exists at one size only; other sizes need --data-root."""
+    if args.data_root is None and args.size != BUNDLED_SIZE:
+        parser.error(f"argument --size: the bundled sample is {BUNDLED_SIZE}x{BUNDLED_SIZE}, got {args.size}; "
+                     f"pass --data-root (the full data set) for other sizes")
+
+
+# -------------------------------------------------------------------------------------- run folder
+def add_run_folder_options(parser: argparse.ArgumentParser, default_out, resume: bool = True) -> None:
+    """--out, --overwrite, --no-progress and (if the example can continue a run) --resume."""
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="run folder")
+    existing_run = parser.add_mutually_exclusive_group()
+    if resume:
+        existing_run.add_argument("--resume", action="store_true",
+                                  help="continue the run saved in --out up to --epochs (the other settings must match)")
+    existing_run.add_argument("--overwrite", action="store_true",
+                              help="replace a run already in --out (without this flag it is kept and the new run refused)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+
+
+def hold_run_folders(stack: contextlib.ExitStack, args, *folders, resume: bool | None = None) -> None:
+    """Take the run folders (default: ``args.out``) for the rest of ``stack``; exit with the reason if one
+    is refused (it holds a run, another run writes there, it is not a writable folder).
+
+    Taken before any data loads, so a run that cannot write its results fails at once.
+    """
+    resumable = hasattr(args, "resume")
+    resume = resumable and args.resume if resume is None else resume
+    for folder in folders or (args.out,):
+        try:
+            stack.enter_context(run_folder(folder, resume=resume, overwrite=args.overwrite,
+                                           ways_on=("--resume" if resumable else None, "--overwrite")))
+        except (RunFolderError, OSError) as error:
+            raise SystemExit(f"error: --out: {error}") from None
+
+
+def training_settings(args, *not_training: str) -> dict:
+    """The flags that define what is trained, as saved in the checkpoint and compared on resume:
+    all but ``HOW_TO_RUN`` and ``not_training`` (e.g. how many images a figure shows)."""
+    return {key: value for key, value in settings_for_json(args).items()
+            if key not in HOW_TO_RUN and key not in not_training}
+
+
+# ------------------------------------------------------------------ segmentation (two examples)
+def segmentation_options(description: str, default_out: str) -> argparse.ArgumentParser:
+    """The command-line options shared by the segmentation examples (all but the model choice)."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--epochs", type=positive_int, default=12, help="passes over the training images")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per gradient step")
+    parser.add_argument("--lr", type=positive_float, default=2e-3,
+                        help="Adam's initial learning rate (cosine decay to 0)")
+    parser.add_argument("--base-channels", type=positive_int, default=16, help="channels of the first stage")
+    parser.add_argument("--size", type=positive_int, default=BUNDLED_SIZE,
+                        help="image side (the bundled sample is 64)")
+    parser.add_argument("--seed", type=seed, default=0, help="seeds initialisation, dropout, shuffling, flips")
+    parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out")
+    parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of each split")
+    parser.add_argument("--data-root", default=None,
+                        help="folder with images/ and annotations/ of the full data set; omit for the bundled sample")
+    add_run_folder_options(parser, default_out)
+    return parser
+
+
+def check_segmentation_args(parser: argparse.ArgumentParser, args, models) -> None:
+    """Refuse at parse time what would fail later: a size one of ``models`` cannot take."""
+    check_size_for_bundled_sample(parser, args)
+    for name in models:
+        try:
+            build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels).output_size(args.size)
+        except ValueError as error:
+            parser.error(f"argument --size: {error}")
+
+
+def load_splits(args) -> tuple[ArrayDataset, ArrayDataset]:
+    """(trainval, test) as datasets of images (N, 3, S, S) float32 in [0, 1] and masks (N, S, S) int64."""
+    target = "pet_ignore_border" if args.ignore_border else "pet"
+    splits = [OxfordPets(args.data_root, split, args.size, target) for split in ("trainval", "test")]
+    return tuple(ArrayDataset(s.images[:args.limit], s.targets[:args.limit]) for s in splits)
+
+
+def pixel_accuracy(logits: np.ndarray, masks: np.ndarray) -> float:
+    """Share of labelled pixels whose argmax class is right (the metric shown in the progress bar)."""
+    return metrics.pixel_accuracy(metrics.confusion_matrix(logits.argmax(axis=1), masks, logits.shape[1],
+                                                           IGNORE_INDEX))
+
+
+def segmentation_loss(logits, masks):
+    """Mean per-pixel cross-entropy over the labelled pixels: -mean log softmax(logits)[true class]."""
+    return F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
+
+
+def predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Class maps (N, H, W) int64: argmax over classes of the model's logits, in eval mode."""
+    model.eval()
+    with minidl.no_grad():
+        return np.concatenate([model(minidl.Tensor(images[i:i + batch_size])).data.argmax(axis=1)
+                               for i in range(0, len(images), batch_size)])
+
+
+def segmentation_scores(predictions: np.ndarray, masks: np.ndarray, num_classes: int = 2) -> dict:
+    """Pixel accuracy, mean IoU, IoU and Dice per class over all pixels; "dice" = the pet class's Dice."""
+    tracker = metrics.SegmentationMetrics(num_classes, ignore_index=IGNORE_INDEX)
+    tracker.update(predictions, masks)
+    scores = tracker.compute()
+    return {"pixel_accuracy": scores["pixel_accuracy"], "mean_iou": scores["mean_iou"],
+            "iou_per_class": scores["iou_per_class"], "dice": scores["dice_per_class"][1],
+            "dice_per_class": scores["dice_per_class"]}
+
+
+def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray) -> list[str]:
+    """One "pet IoU 0.83" caption per image."""
+    return [f"pet IoU {metrics.iou_per_class(metrics.confusion_matrix(p, m, 2, IGNORE_INDEX))[1]:.2f}"
+            for p, m in zip(predictions, masks)]
+
+
+def train_segmenter(name: str, train: ArrayDataset, test: ArrayDataset, args, run_dir: Path, title: str):
+    """Build model ``name``, train it with Adam for ``args.epochs`` epochs; return (model, history).
+
+    The learning rate follows a half cosine from ``args.lr`` down to 0 over the epochs, so the last
+    epochs take small steps and the final weights do not depend on where one noisy step landed.
+
+    Everything random is seeded from ``args.seed``: initialisation and dropout (minidl's global
+    generator), the loader's shuffling and the flips; ``fit`` saves their states in the checkpoint.
+    """
+    minidl.manual_seed(args.seed)
+    model = build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels)
+    optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    flip = RandomHorizontalFlip(seed=args.seed + 1)
+    train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed, transform=flip)
+    test_loader = DataLoader(test, batch_size=args.batch_size)
+    settings = {**training_settings(args, "models"), "model": name}
+    history = fit(model, optimizer, segmentation_loss, train_loader, args.epochs, val_loader=test_loader,
+                  metrics={"pixel_accuracy": pixel_accuracy}, scheduler=schedule, run_dir=run_dir,
+                  resume=args.resume, overwrite=args.overwrite, settings=settings, curves_title=title,
+                  verbose=0 if args.no_progress else 1)
+    return model, history
+
+
+def shown_indices(count: int, total: int) -> np.ndarray:
+    """``count`` test images spread evenly over the split (it is ordered by breed)."""
+    return np.linspace(0, total - 1, min(count, total)).round().astype(int)
