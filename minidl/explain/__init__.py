@@ -8,7 +8,8 @@ to plain NumPy maps; none of them changes the model.
     saliency.py               saliency |d y / d x|, gradient x input, SmoothGrad
     integrated_gradients.py   Integrated Gradients with its completeness error
     occlusion.py              the logit drop when a patch is hidden
-    evaluation.py             deletion / insertion curves and AUC; model-randomisation sanity check
+    evaluation.py             pointing game against an object mask; deletion / insertion curves and AUC;
+                              model-randomisation sanity check
     maps.py                   channel reduction, bilinear upsampling, [0, 1] normalisation
     gradients.py              the shared primitive: d logit_target / d input (or / d feature maps)
 
@@ -17,8 +18,8 @@ is random), so one image's explanation would depend on the others.
 """
 
 from .cam import class_activation_map
-from .evaluation import (PerturbationCurve, RandomizationResult, deletion_curve, gaussian_blur, insertion_curve,
-                         model_randomization, perturbation_curve, spearman)
+from .evaluation import (PerturbationCurve, PointingGame, RandomizationResult, deletion_curve, gaussian_blur,
+                         insertion_curve, model_randomization, perturbation_curve, pointing_game, spearman)
 from .gradcam import grad_cam, grad_cam_plus_plus
 from .gradients import logit_gradient
 from .integrated_gradients import IntegratedGradients, integrated_gradients
@@ -29,6 +30,6 @@ from .saliency import gradient_x_input, saliency, smooth_grad
 __all__ = [
     "class_activation_map", "grad_cam", "grad_cam_plus_plus", "saliency", "gradient_x_input", "smooth_grad",
     "integrated_gradients", "IntegratedGradients", "occlusion", "deletion_curve", "insertion_curve",
-    "perturbation_curve", "PerturbationCurve", "gaussian_blur", "model_randomization", "RandomizationResult",
+    "perturbation_curve", "PerturbationCurve", "pointing_game", "PointingGame", "gaussian_blur", "model_randomization", "RandomizationResult",
     "spearman", "logit_gradient", "reduce_channels", "upsample", "normalize",
 ]
