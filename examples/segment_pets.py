@@ -13,8 +13,9 @@ Target: each pixel is "pet" (trimap 1 = pet or 3 = the border band around its ou
 "background" (trimap 2). With ``--ignore-border`` the border pixels are left out of the loss and the
 metrics instead, so only the confidently labelled pixels count. ``--target three_class`` trains the
 three classes of the DeepLearning.AI course "Advanced Computer Vision with TensorFlow" instead:
-background / pet / border, each with its IoU in ``metrics.json`` and its colour in the figure. The curves show the test split after
-every epoch; nothing is tuned on it (the number of epochs is fixed beforehand).
+background / pet / border, each with its IoU in ``metrics.json`` and its colour in the figure. The
+curves show the test split after every epoch; nothing is tuned on it (the number of epochs is fixed
+beforehand).
 """
 
 from __future__ import annotations
