@@ -25,7 +25,7 @@ import minidl  # noqa: E402
 from minidl import functional as F  # noqa: E402
 from minidl import metrics, optim  # noqa: E402
 from minidl.data import IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, RandomHorizontalFlip  # noqa: E402
-from minidl.data.oxford_pets import BUNDLED_SIZE  # noqa: E402
+from minidl.data.oxford_pets import BUNDLED_SIZE, MASK_TARGETS  # noqa: E402
 from minidl.io import RunFolderError, run_folder, settings_for_json  # noqa: E402
 from minidl.train import fit  # noqa: E402
 from models import build_segmenter  # noqa: E402
@@ -112,7 +112,10 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
     parser.add_argument("--size", type=positive_int, default=BUNDLED_SIZE,
                         help="image side (the bundled sample is 64)")
     parser.add_argument("--seed", type=seed, default=0, help="seeds initialisation, dropout, shuffling, flips")
-    parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out")
+    parser.add_argument("--target", choices=("pet", "three_class"), default="pet",
+                        help="pet: pet (trimap pet + border) vs background; three_class: background / pet / "
+                             "border, as the DeepLearning.AI course trains it")
+    parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out (--target pet)")
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of each split")
     parser.add_argument("--data-root", default=None,
                         help="folder with images/ and annotations/ of the full data set; omit for the bundled sample")
@@ -121,8 +124,12 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
 
 
 def check_segmentation_args(parser: argparse.ArgumentParser, args, models) -> None:
-    """Refuse at parse time what would fail later: a size one of ``models`` cannot take."""
+    """Refuse at parse time what would fail later: a size one of ``models`` cannot take, --ignore-border
+    with a target that learns the border."""
     check_size_for_bundled_sample(parser, args)
+    if args.ignore_border and args.target != "pet":
+        parser.error(f"argument --ignore-border: applies to --target pet only (three_class learns the border as a "
+                     f"class), got --target {args.target}")
     for name in models:
         try:
             build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels).output_size(args.size)
@@ -130,10 +137,19 @@ def check_segmentation_args(parser: argparse.ArgumentParser, args, models) -> No
             parser.error(f"argument --size: {error}")
 
 
+def mask_target(args) -> str:
+    """The ``OxfordPets`` target of the run: "pet", "pet_ignore_border" or "three_class"."""
+    return "pet_ignore_border" if args.ignore_border else args.target
+
+
+def class_names(args) -> list[str]:
+    """Names of the classes the run segments, index = class: background, pet (, border)."""
+    return MASK_TARGETS[mask_target(args)][1]
+
+
 def load_splits(args) -> tuple[ArrayDataset, ArrayDataset]:
     """(trainval, test) as datasets of images (N, 3, S, S) float32 in [0, 1] and masks (N, S, S) int64."""
-    target = "pet_ignore_border" if args.ignore_border else "pet"
-    splits = [OxfordPets(args.data_root, split, args.size, target) for split in ("trainval", "test")]
+    splits = [OxfordPets(args.data_root, split, args.size, mask_target(args)) for split in ("trainval", "test")]
     return tuple(ArrayDataset(s.images[:args.limit], s.targets[:args.limit]) for s in splits)
 
 
@@ -166,9 +182,9 @@ def segmentation_scores(predictions: np.ndarray, masks: np.ndarray, num_classes:
             "dice_per_class": scores["dice_per_class"]}
 
 
-def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray) -> list[str]:
-    """One "pet IoU 0.83" caption per image."""
-    return [f"pet IoU {metrics.iou_per_class(metrics.confusion_matrix(p, m, 2, IGNORE_INDEX))[1]:.2f}"
+def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray, num_classes: int = 2) -> list[str]:
+    """One "pet IoU 0.83" caption per image (the pet is class 1)."""
+    return [f"pet IoU {metrics.iou_per_class(metrics.confusion_matrix(p, m, num_classes, IGNORE_INDEX))[1]:.2f}"
             for p, m in zip(predictions, masks)]
 
 
@@ -182,7 +198,7 @@ def train_segmenter(name: str, train: ArrayDataset, test: ArrayDataset, args, ru
     generator), the loader's shuffling and the flips; ``fit`` saves their states in the checkpoint.
     """
     minidl.manual_seed(args.seed)
-    model = build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels)
+    model = build_segmenter(name, in_channels=3, num_classes=len(class_names(args)), base_channels=args.base_channels)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     flip = RandomHorizontalFlip(seed=args.seed + 1)

@@ -11,8 +11,11 @@ with ``--resume``) and ``predictions.png`` (test photo / true mask / predicted m
 
 Target: each pixel is "pet" (trimap 1 = pet or 3 = the border band around its outline) or
 "background" (trimap 2). With ``--ignore-border`` the border pixels are left out of the loss and the
-metrics instead, so only the confidently labelled pixels count. The curves show the test split after
-every epoch; nothing is tuned on it (the number of epochs is fixed beforehand).
+metrics instead, so only the confidently labelled pixels count. ``--target three_class`` trains the
+three classes of the DeepLearning.AI course "Advanced Computer Vision with TensorFlow" instead:
+background / pet / border, each with its IoU in ``metrics.json`` and its colour in the figure. The
+curves show the test split after every epoch; nothing is tuned on it (the number of epochs is fixed
+beforehand).
 """
 
 from __future__ import annotations
@@ -22,14 +25,20 @@ import time
 
 import numpy as np
 
-from common import (check_segmentation_args, hold_run_folders, load_splits, pet_iou_captions, predict,
-                    segmentation_options, segmentation_scores, shown_indices, train_segmenter)
+from common import (check_segmentation_args, class_names, hold_run_folders, load_splits, mask_target,
+                    pet_iou_captions, predict, segmentation_options, segmentation_scores, shown_indices,
+                    train_segmenter)
 
 from minidl.train import CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME, record_results
 from minidl.viz.segmentation import plot_segmentations
 from models import SEGMENTERS
 
 SHOWN_TEST_IMAGES = 6
+TARGET_DESCRIPTIONS = {
+    "pet": "pet = trimap 1 or 3, background = trimap 2",
+    "pet_ignore_border": "pet = trimap 1, background = trimap 2, border (trimap 3) ignored",
+    "three_class": "background = trimap 2, pet = trimap 1, border = trimap 3 (the course's three classes)",
+}
 
 
 def parse_args(argv=None):
@@ -54,28 +63,32 @@ def main(argv=None) -> dict:
                                          "Pet (train: trainval split, val: test split)")
         wall_seconds = time.perf_counter() - started
         predictions = predict(model, test.images, args.batch_size)
-        scores = segmentation_scores(predictions, test.targets)
-        baseline = segmentation_scores(np.zeros_like(predictions), test.targets)
+        classes = class_names(args)
+        scores = segmentation_scores(predictions, test.targets, len(classes))
+        baseline = segmentation_scores(np.zeros_like(predictions), test.targets, len(classes))
 
         shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
         plot_segmentations(test.images[shown], {"true mask": test.targets[shown],
                                                 "predicted mask": predictions[shown]},
-                           out / "predictions.png", overlay="predicted mask",
-                           captions={"predicted mask": pet_iou_captions(predictions[shown], test.targets[shown])},
+                           out / "predictions.png", overlay="predicted mask", class_names=classes,
+                           captions={"predicted mask": pet_iou_captions(predictions[shown], test.targets[shown],
+                                                                        len(classes))},
                            title=f"{args.model}, test images: mean IoU {scores['mean_iou']:.3f}")
         report = record_results(out, {
             "model": args.model, "epochs": len(history),
             "parameters": int(sum(p.size for p in model.parameters())),
             "train_seconds": float(sum(history["seconds"])), "wall_seconds_this_run": wall_seconds,
             "images": {"trainval": len(train), "test": len(test), "size": args.size},
-            "target": "pet = trimap 1 or 3, background = trimap 2" + (", border ignored" if args.ignore_border else ""),
+            "target": TARGET_DESCRIPTIONS[mask_target(args)], "classes": classes,
             **{f"test_{name}": value for name, value in scores.items()},
+            "test_iou_by_class": dict(zip(classes, scores["iou_per_class"])),
             "baseline_all_background": baseline,
             "history_note": "val_* columns are the test split, evaluated after every epoch and used for no decision",
         })
     print(f"test: pixel accuracy {scores['pixel_accuracy']:.3f}, mean IoU {scores['mean_iou']:.3f}, "
           f"pet Dice {scores['dice']:.3f} (all-background baseline: pixel accuracy "
           f"{baseline['pixel_accuracy']:.3f}, mean IoU {baseline['mean_iou']:.3f})")
+    print("test IoU per class: " + ", ".join(f"{name} {iou:.3f}" for name, iou in report["test_iou_by_class"].items()))
     for name in (METRICS_NAME, CURVES_NAME, CHECKPOINT_NAME, "predictions.png"):
         print(f"wrote {out / name}")
     return report

@@ -73,6 +73,8 @@ def test_seeds_must_be_what_numpy_accepts(example, value, capsys):
      "argument --size: FCN8s: input height/width 60 does not work"),
     ("compare_segmenters", ["--size", "48", "--data-root", "x", "--models", "unet", "fcn32s"],
      "argument --size: FCN32s: input height/width 48 does not work"),
+    ("segment_pets", ["--target", "three_class", "--ignore-border"],
+     "argument --ignore-border: applies to --target pet only"),
     ("cam_fashion_mnist", ["--class", "Dog"], "argument --class: must be one of"),
     ("cam_fashion_mnist", ["--class", "10"], "argument --class: must be one of"),
     ("train_fashion_mnist", ["--resume", "--overwrite"], "argument --overwrite: not allowed with argument --resume"),
