@@ -62,11 +62,15 @@ def training_options(description: str, default_out: str) -> argparse.ArgumentPar
     """The command-line options shared by the segmentation examples (all but the model choice)."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training images (default: the model's recipe, see RECIPES)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per gradient step (default: recipe)")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="Adam's initial learning rate, cosine decay to 0 (default: recipe)")
+    def per_model(key):
+        return "per model: " + ", ".join(f"{name} {settings[key]}" for name, settings in RECIPES.items())
+    # default=SUPPRESS: without the flag the attribute is absent and recipe() takes the model's value
+    parser.add_argument("--epochs", type=int, default=argparse.SUPPRESS,
+                        help=f"passes over the training images (default {per_model('epochs')})")
+    parser.add_argument("--batch-size", type=int, default=argparse.SUPPRESS,
+                        help=f"images per gradient step (default {per_model('batch_size')})")
+    parser.add_argument("--lr", type=float, default=argparse.SUPPRESS,
+                        help=f"Adam's initial learning rate, cosine decay to 0 (default {per_model('lr')})")
     parser.add_argument("--base-channels", type=int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=int, default=64, help="image side (the bundled sample is 64)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, flips")
@@ -94,8 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def recipe(args, model: str) -> dict:
     """``model``'s training recipe: ``RECIPES[model]``, with the values given on the command line instead."""
-    return {key: default if getattr(args, key) is None else getattr(args, key)
-            for key, default in RECIPES[model].items()}
+    return {key: getattr(args, key, default) for key, default in RECIPES[model].items()}
 
 
 def load_splits(args) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
