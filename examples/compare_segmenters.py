@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 # segment_pets (next to this file) also puts the repository on sys.path for minidl and models.
-from segment_pets import (EVAL_BATCH_SIZE, load_splits, pet_iou_captions, predict, recipe, recipe_record,
-                          segmentation_scores, shown_indices, train_segmenter, training_options)
+from segment_pets import (EVAL_BATCH_SIZE, class_names, load_splits, pet_iou_captions, predict, recipe,
+                          recipe_record, segmentation_scores, shown_indices, train_segmenter, training_options)
 
 from minidl.io import atomic_write, save_json
 from minidl.viz.segmentation import plot_segmentations
@@ -54,6 +54,7 @@ def main(argv=None) -> list[dict]:
     chosen = args.models
     out = Path(args.out)
     train, val, test = load_splits(args)
+    classes = class_names(args)
     print(f"comparing {', '.join(chosen)}: {len(train)} train, {len(val)} validation and {len(test)} test "
           f"images at {args.size}x{args.size}, each with its recipe -> {out}")
 
@@ -62,13 +63,13 @@ def main(argv=None) -> list[dict]:
         print(f"--- {name}")
         model, history = train_segmenter(name, train, val, args, out / name)
         predictions[name] = predict(model, test.images, EVAL_BATCH_SIZE)
-        scores = segmentation_scores(predictions[name], test.targets)
+        scores = segmentation_scores(predictions[name], test.targets, len(classes))
         rows.append({"model": name, "parameters": int(sum(p.size for p in model.parameters())),
                      "gflop_per_image": model.conv_flops(args.size, args.size) / 1e9,
                      "seconds_per_epoch": float(np.median(history["seconds"])),
                      "recipe": recipe_record(args, name, train, val),
                      **{f"test_{key}": value for key, value in scores.items()}})
-    baseline = segmentation_scores(np.zeros_like(test.targets), test.targets)
+    baseline = segmentation_scores(np.zeros_like(test.targets), test.targets, len(classes))
 
     recipes = "; ".join(f"{name} {settings['epochs']} epochs, batch {settings['batch_size']}, lr {settings['lr']}"
                         for name, settings in ((name, recipe(args, name)) for name in chosen))
@@ -80,8 +81,8 @@ def main(argv=None) -> list[dict]:
     shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
     plot_segmentations(test.images[shown], {"true mask": test.targets[shown],
                                             **{name: masks[shown] for name, masks in predictions.items()}},
-                       out / "predictions.png",
-                       captions={name: pet_iou_captions(masks[shown], test.targets[shown])
+                       out / "predictions.png", class_names=classes,
+                       captions={name: pet_iou_captions(masks[shown], test.targets[shown], len(classes))
                                  for name, masks in predictions.items()},
                        title="Test images, every model after its training")
     print(table)

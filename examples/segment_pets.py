@@ -11,7 +11,9 @@ with ``--resume``) and ``predictions.png`` (test photo / true mask / predicted m
 
 Target: each pixel is "pet" (trimap 1 = pet or 3 = the border band around its outline) or
 "background" (trimap 2). With ``--ignore-border`` the border pixels are left out of the loss and the
-metrics instead, so only the confidently labelled pixels count.
+metrics instead, so only the confidently labelled pixels count. ``--target three_class`` trains the
+three classes of the DeepLearning.AI course "Advanced Computer Vision with TensorFlow" instead:
+background / pet / border, each with its IoU in ``metrics.json`` and its colour in the figure.
 
 Three splits, and what each is for: ``--val-fraction`` of the trainval images (every 5th image of
 each breed for 0.2, the same images in every run) is held out as the validation split; the network
@@ -36,6 +38,7 @@ from minidl import functional as F  # noqa: E402
 from minidl import metrics, optim  # noqa: E402
 from minidl.data import (IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, RandomHorizontalFlip,  # noqa: E402
                          stratified_split)
+from minidl.data.oxford_pets import MASK_TARGETS  # noqa: E402
 from minidl.io import save_json  # noqa: E402
 from minidl.random import manual_seed  # noqa: E402
 from minidl.train import CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME, fit  # noqa: E402
@@ -44,6 +47,11 @@ from minidl.viz.segmentation import plot_segmentations  # noqa: E402
 from models import SEGMENTERS, build_segmenter  # noqa: E402
 
 SHOWN_TEST_IMAGES = 6
+TARGET_DESCRIPTIONS = {
+    "pet": "pet = trimap 1 or 3, background = trimap 2",
+    "pet_ignore_border": "pet = trimap 1, background = trimap 2, border (trimap 3) ignored",
+    "three_class": "background = trimap 2, pet = trimap 1, border = trimap 3 (the course's three classes)",
+}
 EVAL_BATCH_SIZE = 64  # evaluation keeps no graph, so larger batches fit and cost fewer Python calls
 
 # Each network's default training recipe, chosen on the validation split (val_fraction 0.2 of
@@ -74,7 +82,10 @@ def training_options(description: str, default_out: str) -> argparse.ArgumentPar
     parser.add_argument("--base-channels", type=int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=int, default=64, help="image side (the bundled sample is 64)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, flips")
-    parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out")
+    parser.add_argument("--target", choices=("pet", "three_class"), default="pet",
+                        help="pet: pet (trimap pet + border) vs background; three_class: background / pet / "
+                             "border, as the DeepLearning.AI course trains it")
+    parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out (--target pet)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of each breed's trainval images held out for validation (0: train on all)")
@@ -101,14 +112,26 @@ def recipe(args, model: str) -> dict:
     return {key: getattr(args, key, default) for key, default in RECIPES[model].items()}
 
 
+def mask_target(args) -> str:
+    """The ``OxfordPets`` target of the run: "pet", "pet_ignore_border" or "three_class"."""
+    if args.ignore_border and args.target != "pet":
+        raise SystemExit(f"--ignore-border applies to --target pet only (three_class learns the border as a class), "
+                         f"got --target {args.target}")
+    return "pet_ignore_border" if args.ignore_border else args.target
+
+
+def class_names(args) -> list[str]:
+    """Names of the classes the run segments, index = class: background, pet (, border)."""
+    return MASK_TARGETS[mask_target(args)][1]
+
+
 def load_splits(args) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
     """(train, val, test): images (N, 3, S, S) float32 in [0, 1] and masks (N, S, S) int64.
 
     val holds ``args.val_fraction`` of each breed's trainval images, evenly spaced in file order
     (``stratified_split``; the breed is the file name without its number), train the rest.
     """
-    target = "pet_ignore_border" if args.ignore_border else "pet"
-    trainval, test = (OxfordPets(args.data_root, split, args.size, target) for split in ("trainval", "test"))
+    trainval, test = (OxfordPets(args.data_root, split, args.size, mask_target(args)) for split in ("trainval", "test"))
     breeds = [name.rsplit("_", 1)[0] for name in trainval.names[:args.limit]]
     train_indices, val_indices = stratified_split(breeds, args.val_fraction)
     return (ArrayDataset(trainval.images[train_indices], trainval.targets[train_indices]),
@@ -145,9 +168,9 @@ def segmentation_scores(predictions: np.ndarray, masks: np.ndarray, num_classes:
             "dice_per_class": scores["dice_per_class"]}
 
 
-def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray) -> list[str]:
-    """One "pet IoU 0.83" caption per image."""
-    return [f"pet IoU {metrics.iou_per_class(metrics.confusion_matrix(p, m, 2, IGNORE_INDEX))[1]:.2f}"
+def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray, num_classes: int = 2) -> list[str]:
+    """One "pet IoU 0.83" caption per image (the pet is class 1)."""
+    return [f"pet IoU {metrics.iou_per_class(metrics.confusion_matrix(p, m, num_classes, IGNORE_INDEX))[1]:.2f}"
             for p, m in zip(predictions, masks)]
 
 
@@ -165,7 +188,7 @@ def train_segmenter(name: str, train: ArrayDataset, val: ArrayDataset, args, run
     """
     settings = recipe(args, name)
     manual_seed(args.seed)
-    model = build_segmenter(name, in_channels=3, num_classes=2, base_channels=args.base_channels)
+    model = build_segmenter(name, in_channels=3, num_classes=len(class_names(args)), base_channels=args.base_channels)
     optimizer = optim.Adam(model.parameters(), lr=settings["lr"])
     schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
     flip = RandomHorizontalFlip(seed=args.seed + 1)
@@ -203,17 +226,20 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     model, history = train_segmenter(args.model, train, val, args, out)
     wall_seconds = time.perf_counter() - started
-    validation = segmentation_scores(predict(model, val.images, EVAL_BATCH_SIZE), val.targets) if len(val) else None
+    classes = class_names(args)
+    validation = (segmentation_scores(predict(model, val.images, EVAL_BATCH_SIZE), val.targets, len(classes))
+                  if len(val) else None)
     predictions = predict(model, test.images, EVAL_BATCH_SIZE)  # the one look at the test split
-    scores = segmentation_scores(predictions, test.targets)
-    baseline = segmentation_scores(np.zeros_like(predictions), test.targets)
+    scores = segmentation_scores(predictions, test.targets, len(classes))
+    baseline = segmentation_scores(np.zeros_like(predictions), test.targets, len(classes))
 
     plot_training_curves(history.to_dict(), out / CURVES_NAME, title=f"{args.model} on Oxford-IIIT Pet "
                          f"(val: {len(val)} held-out trainval images)")
     shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
     plot_segmentations(test.images[shown], {"true mask": test.targets[shown], "predicted mask": predictions[shown]},
-                       out / "predictions.png", overlay="predicted mask",
-                       captions={"predicted mask": pet_iou_captions(predictions[shown], test.targets[shown])},
+                       out / "predictions.png", overlay="predicted mask", class_names=classes,
+                       captions={"predicted mask": pet_iou_captions(predictions[shown], test.targets[shown],
+                                                                    len(classes))},
                        title=f"{args.model}, test images: mean IoU {scores['mean_iou']:.3f}")
     seconds_per_epoch = float(np.median(history["seconds"]))
     report = {
@@ -222,11 +248,12 @@ def main(argv=None) -> dict:
         "train_seconds": float(sum(history["seconds"])), "seconds_per_epoch_median": seconds_per_epoch,
         "wall_seconds_this_run": wall_seconds,
         "images": {"train": len(train), "val": len(val), "test": len(test), "size": args.size},
-        "target": "pet = trimap 1 or 3, background = trimap 2" + (", border ignored" if args.ignore_border else ""),
+        "target": TARGET_DESCRIPTIONS[mask_target(args)], "classes": classes,
         "recipe": recipe_record(args, args.model, train, val),
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "no_progress")},
         **({f"val_{name}": value for name, value in validation.items()} if validation else {}),
         **{f"test_{name}": value for name, value in scores.items()},
+        "test_iou_by_class": dict(zip(classes, scores["iou_per_class"])),
         "baseline_all_background": baseline,
         "history": history.to_dict(),
         "history_note": "val_* columns: the validation split (held out of trainval), every val_every epochs "
@@ -240,6 +267,7 @@ def main(argv=None) -> dict:
           f"pet Dice {scores['dice']:.3f} (all-background baseline: pixel accuracy "
           f"{baseline['pixel_accuracy']:.3f}, mean IoU {baseline['mean_iou']:.3f}); "
           f"{seconds_per_epoch:.1f} s per epoch (median), {report['train_seconds']:.0f} s of training")
+    print("test IoU per class: " + ", ".join(f"{name} {iou:.3f}" for name, iou in report["test_iou_by_class"].items()))
     for name in (METRICS_NAME, CURVES_NAME, CHECKPOINT_NAME, "predictions.png"):
         print(f"wrote {out / name}")
     return report
