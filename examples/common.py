@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 import minidl  # noqa: E402
 from minidl import functional as F  # noqa: E402
 from minidl import metrics, optim  # noqa: E402
-from minidl.data import IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, RandomHorizontalFlip  # noqa: E402
+from minidl.data import (IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, RandomHorizontalFlip,  # noqa: E402
+                         stratified_split)
 from minidl.data.oxford_pets import BUNDLED_SIZE, MASK_TARGETS  # noqa: E402
 from minidl.io import RunFolderError, run_folder, settings_for_json  # noqa: E402
 from minidl.train import fit  # noqa: E402
@@ -54,6 +55,7 @@ non_negative_int = _number_flag(int, "an integer >= 0", 0)  # warm-up steps
 seed = _number_flag(int, "an integer in [0, 2**32)", 0, 2**32)  # what NumPy's generators accept
 positive_float = _number_flag(float, "a finite number > 0", 0.0, above=True)  # learning rates, time budgets
 non_negative_float = _number_flag(float, "a finite number >= 0", 0.0)  # noise levels
+fraction = _number_flag(float, "a number in [0, 1)", 0.0, 1.0)  # the share of images held out for validation
 
 
 def check_size_for_bundled_sample(parser: argparse.ArgumentParser, args) -> None:
@@ -100,14 +102,34 @@ def training_settings(args, *not_training: str) -> dict:
 
 
 # ------------------------------------------------------------------ segmentation (two examples)
+EVAL_BATCH_SIZE = 64  # evaluation keeps no graph, so larger batches fit and cost fewer Python calls
+
+# Each network's default training recipe, chosen on the validation split (val_fraction 0.2 of
+# trainval) of the bundled 64x64 sample; the README's "Training recipes" table has the search.
+# All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
+RECIPES = {
+    "unet": {"epochs": 40, "lr": 2e-3, "batch_size": 16},
+    "segnet": {"epochs": 40, "lr": 2e-3, "batch_size": 16},
+    "fcn32s": {"epochs": 40, "lr": 2e-3, "batch_size": 16},
+    "fcn16s": {"epochs": 40, "lr": 2e-3, "batch_size": 16},
+    "fcn8s": {"epochs": 40, "lr": 2e-3, "batch_size": 16},
+}
+
+
 def segmentation_options(description: str, default_out: str) -> argparse.ArgumentParser:
     """The command-line options shared by the segmentation examples (all but the model choice)."""
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=positive_int, default=12, help="passes over the training images")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per gradient step")
-    parser.add_argument("--lr", type=positive_float, default=2e-3,
-                        help="Adam's initial learning rate (cosine decay to 0)")
+
+    def per_model(key):
+        return "per model: " + ", ".join(f"{name} {settings[key]}" for name, settings in RECIPES.items())
+    # default=SUPPRESS: without the flag the attribute is absent and recipe() takes the model's value
+    parser.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
+                        help=f"passes over the training images (default {per_model('epochs')})")
+    parser.add_argument("--batch-size", type=positive_int, default=argparse.SUPPRESS,
+                        help=f"images per gradient step (default {per_model('batch_size')})")
+    parser.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS,
+                        help=f"Adam's initial learning rate, cosine decay to 0 (default {per_model('lr')})")
     parser.add_argument("--base-channels", type=positive_int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=positive_int, default=BUNDLED_SIZE,
                         help="image side (the bundled sample is 64)")
@@ -117,10 +139,19 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
                              "border, as the DeepLearning.AI course trains it")
     parser.add_argument("--ignore-border", action="store_true", help="leave trimap border pixels out (--target pet)")
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of each split")
+    parser.add_argument("--val-fraction", type=fraction, default=0.2,
+                        help="share of each breed's trainval images held out for validation (0: train on all)")
+    parser.add_argument("--val-every", type=positive_int, default=5,
+                        help="evaluate the validation split every N epochs (and after the last)")
     parser.add_argument("--data-root", default=None,
                         help="folder with images/ and annotations/ of the full data set; omit for the bundled sample")
     add_run_folder_options(parser, default_out)
     return parser
+
+
+def recipe(args, model: str) -> dict:
+    """``model``'s training recipe: ``RECIPES[model]``, with the values given on the command line instead."""
+    return {key: getattr(args, key, default) for key, default in RECIPES[model].items()}
 
 
 def check_segmentation_args(parser: argparse.ArgumentParser, args, models) -> None:
@@ -147,10 +178,18 @@ def class_names(args) -> list[str]:
     return MASK_TARGETS[mask_target(args)][1]
 
 
-def load_splits(args) -> tuple[ArrayDataset, ArrayDataset]:
-    """(trainval, test) as datasets of images (N, 3, S, S) float32 in [0, 1] and masks (N, S, S) int64."""
-    splits = [OxfordPets(args.data_root, split, args.size, mask_target(args)) for split in ("trainval", "test")]
-    return tuple(ArrayDataset(s.images[:args.limit], s.targets[:args.limit]) for s in splits)
+def load_splits(args) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
+    """(train, val, test): images (N, 3, S, S) float32 in [0, 1] and masks (N, S, S) int64.
+
+    val holds ``args.val_fraction`` of each breed's trainval images, evenly spaced in file order
+    (``stratified_split``; the breed is the file name without its number), train the rest.
+    """
+    trainval, test = (OxfordPets(args.data_root, split, args.size, mask_target(args)) for split in ("trainval", "test"))
+    breeds = [name.rsplit("_", 1)[0] for name in trainval.names[:args.limit]]
+    train_indices, val_indices = stratified_split(breeds, args.val_fraction)
+    return (ArrayDataset(trainval.images[train_indices], trainval.targets[train_indices]),
+            ArrayDataset(trainval.images[val_indices], trainval.targets[val_indices]),
+            ArrayDataset(test.images[:args.limit], test.targets[:args.limit]))
 
 
 def pixel_accuracy(logits: np.ndarray, masks: np.ndarray) -> float:
@@ -188,28 +227,41 @@ def pet_iou_captions(predictions: np.ndarray, masks: np.ndarray, num_classes: in
             for p, m in zip(predictions, masks)]
 
 
-def train_segmenter(name: str, train: ArrayDataset, test: ArrayDataset, args, run_dir: Path, title: str):
-    """Build model ``name``, train it with Adam for ``args.epochs`` epochs; return (model, history).
+def train_segmenter(name: str, train: ArrayDataset, val: ArrayDataset, args, run_dir: Path, title: str):
+    """Build model ``name``, train it with its recipe (``recipe(args, name)``); return (model, history).
 
-    The learning rate follows a half cosine from ``args.lr`` down to 0 over the epochs, so the last
-    epochs take small steps and the final weights do not depend on where one noisy step landed.
+    Adam, with a learning rate that follows a half cosine from the recipe's lr down to 0 over the
+    epochs, so the last epochs take small steps and the final weights do not depend on where one
+    noisy step landed. Each training batch is flipped left-right at random (image and mask
+    together); the validation images are not. ``val`` (if not empty) is evaluated every
+    ``args.val_every`` epochs and after the last.
 
     Everything random is seeded from ``args.seed``: initialisation and dropout (minidl's global
     generator), the loader's shuffling and the flips; ``fit`` saves their states in the checkpoint.
     """
+    settings = recipe(args, name)
     minidl.manual_seed(args.seed)
     model = build_segmenter(name, in_channels=3, num_classes=len(class_names(args)), base_channels=args.base_channels)
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    optimizer = optim.Adam(model.parameters(), lr=settings["lr"])
+    schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
     flip = RandomHorizontalFlip(seed=args.seed + 1)
-    train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed, transform=flip)
-    test_loader = DataLoader(test, batch_size=args.batch_size)
-    settings = {**training_settings(args, "models"), "model": name}
-    history = fit(model, optimizer, segmentation_loss, train_loader, args.epochs, val_loader=test_loader,
+    train_loader = DataLoader(train, batch_size=settings["batch_size"], shuffle=True, seed=args.seed, transform=flip)
+    val_loader = DataLoader(val, batch_size=EVAL_BATCH_SIZE) if len(val) else None
+    history = fit(model, optimizer, segmentation_loss, train_loader, settings["epochs"], val_loader=val_loader,
                   metrics={"pixel_accuracy": pixel_accuracy}, scheduler=schedule, run_dir=run_dir,
-                  resume=args.resume, overwrite=args.overwrite, settings=settings, curves_title=title,
-                  verbose=0 if args.no_progress else 1)
+                  resume=args.resume, overwrite=args.overwrite,
+                  settings={**training_settings(args, "models"), **settings, "model": name}, curves_title=title,
+                  verbose=0 if args.no_progress else 1, val_every=args.val_every)
     return model, history
+
+
+def recipe_record(args, name: str, train: ArrayDataset, val: ArrayDataset) -> dict:
+    """What metrics.json says about how ``name`` was trained and validated."""
+    return {**recipe(args, name), "optimizer": "Adam", "schedule": "cosine decay of lr to 0 over the epochs",
+            "augmentation": "random left-right flip (p=0.5) of training batches",
+            "train_images": len(train), "val_images": len(val), "val_every": args.val_every,
+            "val_split": f"every image j of a breed (trainval file order) with floor((j+1)*f) > floor(j*f), "
+                         f"f = {args.val_fraction}"}
 
 
 def shown_indices(count: int, total: int) -> np.ndarray:

@@ -13,9 +13,13 @@ Target: each pixel is "pet" (trimap 1 = pet or 3 = the border band around its ou
 "background" (trimap 2). With ``--ignore-border`` the border pixels are left out of the loss and the
 metrics instead, so only the confidently labelled pixels count. ``--target three_class`` trains the
 three classes of the DeepLearning.AI course "Advanced Computer Vision with TensorFlow" instead:
-background / pet / border, each with its IoU in ``metrics.json`` and its colour in the figure. The
-curves show the test split after every epoch; nothing is tuned on it (the number of epochs is fixed
-beforehand).
+background / pet / border, each with its IoU in ``metrics.json`` and its colour in the figure.
+
+Three splits, and what each is for: ``--val-fraction`` of the trainval images (every 5th image of
+each breed for 0.2, the same images in every run) is held out as the validation split; the network
+trains on the rest. The validation split is evaluated every ``--val-every`` epochs (the curves) and
+at the end; each network's default recipe (``RECIPES``: epochs, learning rate, batch size) was
+chosen on it. The test split is evaluated once, after training, for the reported numbers.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import time
 
 import numpy as np
 
-from common import (check_segmentation_args, class_names, hold_run_folders, load_splits, mask_target,
-                    pet_iou_captions, predict, segmentation_options, segmentation_scores, shown_indices,
-                    train_segmenter)
+from common import (EVAL_BATCH_SIZE, check_segmentation_args, class_names, hold_run_folders, load_splits,
+                    mask_target, pet_iou_captions, predict, recipe, recipe_record, segmentation_options,
+                    segmentation_scores, shown_indices, train_segmenter)
 
 from minidl.train import CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME, record_results
 from minidl.viz.segmentation import plot_segmentations
@@ -54,16 +58,20 @@ def main(argv=None) -> dict:
     out = args.out
     with contextlib.ExitStack() as run:
         hold_run_folders(run, args)
-        train, test = load_splits(args)
-        print(f"{args.model}: {len(train)} trainval and {len(test)} test images at {args.size}x{args.size}, "
-              f"{args.epochs} epochs -> {out}")
+        train, val, test = load_splits(args)
+        settings = recipe(args, args.model)
+        print(f"{args.model}: {len(train)} train, {len(val)} validation and {len(test)} test images at "
+              f"{args.size}x{args.size}, {settings['epochs']} epochs, batch {settings['batch_size']}, "
+              f"lr {settings['lr']} -> {out}")
 
         started = time.perf_counter()
-        model, history = train_segmenter(args.model, train, test, args, out, title=f"{args.model} on Oxford-IIIT "
-                                         "Pet (train: trainval split, val: test split)")
+        model, history = train_segmenter(args.model, train, val, args, out, title=f"{args.model} on Oxford-IIIT "
+                                         f"Pet (val: {len(val)} held-out trainval images)")
         wall_seconds = time.perf_counter() - started
-        predictions = predict(model, test.images, args.batch_size)
         classes = class_names(args)
+        validation = (segmentation_scores(predict(model, val.images, EVAL_BATCH_SIZE), val.targets, len(classes))
+                      if len(val) else None)
+        predictions = predict(model, test.images, EVAL_BATCH_SIZE)  # the one look at the test split
         scores = segmentation_scores(predictions, test.targets, len(classes))
         baseline = segmentation_scores(np.zeros_like(predictions), test.targets, len(classes))
 
@@ -74,20 +82,29 @@ def main(argv=None) -> dict:
                            captions={"predicted mask": pet_iou_captions(predictions[shown], test.targets[shown],
                                                                         len(classes))},
                            title=f"{args.model}, test images: mean IoU {scores['mean_iou']:.3f}")
+        seconds_per_epoch = float(np.median(history["seconds"]))
         report = record_results(out, {
             "model": args.model, "epochs": len(history),
             "parameters": int(sum(p.size for p in model.parameters())),
-            "train_seconds": float(sum(history["seconds"])), "wall_seconds_this_run": wall_seconds,
-            "images": {"trainval": len(train), "test": len(test), "size": args.size},
+            "train_seconds": float(sum(history["seconds"])), "seconds_per_epoch_median": seconds_per_epoch,
+            "wall_seconds_this_run": wall_seconds,
+            "images": {"train": len(train), "val": len(val), "test": len(test), "size": args.size},
             "target": TARGET_DESCRIPTIONS[mask_target(args)], "classes": classes,
+            "recipe": recipe_record(args, args.model, train, val),
+            **({f"val_{name}": value for name, value in validation.items()} if validation else {}),
             **{f"test_{name}": value for name, value in scores.items()},
             "test_iou_by_class": dict(zip(classes, scores["iou_per_class"])),
             "baseline_all_background": baseline,
-            "history_note": "val_* columns are the test split, evaluated after every epoch and used for no decision",
+            "history_note": "val_* columns: the validation split (held out of trainval), every val_every epochs "
+                            "(null in between); the test split was evaluated once, after training",
         })
+    if validation:
+        print(f"validation: pixel accuracy {validation['pixel_accuracy']:.3f}, "
+              f"mean IoU {validation['mean_iou']:.3f}")
     print(f"test: pixel accuracy {scores['pixel_accuracy']:.3f}, mean IoU {scores['mean_iou']:.3f}, "
           f"pet Dice {scores['dice']:.3f} (all-background baseline: pixel accuracy "
-          f"{baseline['pixel_accuracy']:.3f}, mean IoU {baseline['mean_iou']:.3f})")
+          f"{baseline['pixel_accuracy']:.3f}, mean IoU {baseline['mean_iou']:.3f}); "
+          f"{seconds_per_epoch:.1f} s per epoch (median), {report['train_seconds']:.0f} s of training")
     print("test IoU per class: " + ", ".join(f"{name} {iou:.3f}" for name, iou in report["test_iou_by_class"].items()))
     for name in (METRICS_NAME, CURVES_NAME, CHECKPOINT_NAME, "predictions.png"):
         print(f"wrote {out / name}")

@@ -53,6 +53,8 @@ class History:
     ``history["val_loss"][i]`` belongs to epoch ``history["epoch"][i]``. Columns written by ``fit``:
     ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``, ``val_<metric>`` (with a validation
     loader), ``lr`` and ``seconds`` (wall time of the epoch, the only column that is not reproducible).
+    A value not measured at an epoch (validation skipped) is NaN here and None in ``to_dict()``,
+    which is what JSON (no NaN) and the curves (no point drawn) need.
     """
 
     def __init__(self, columns: Mapping[str, Sequence] | None = None):
@@ -72,7 +74,8 @@ class History:
         return len(next(iter(self.columns.values()), []))
 
     def to_dict(self) -> dict[str, list]:
-        return {name: list(values) for name, values in self.columns.items()}
+        return {name: [None if value != value else value for value in values]  # NaN != NaN
+                for name, values in self.columns.items()}
 
 
 def _number(value):
@@ -149,7 +152,7 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
         metrics: Mapping[str, Metric] | None = None, scheduler=None, run_dir=None,
         rngs: Mapping[str, np.random.Generator] | None = None, resume: bool = False,
         overwrite: bool = False, settings: Mapping | None = None, curves_title: str | None = None,
-        verbose: int = 1) -> History:
+        verbose: int = 1, val_every: int = 1) -> History:
     """Train ``model`` until ``epochs`` epochs are complete; return the per-epoch ``History``.
 
     After every epoch: validate (if ``val_loader``), step the ``scheduler`` (once per epoch, like
@@ -157,6 +160,10 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
     ``checkpoint.npz`` (model, optimizer, scheduler, epoch, the states of the generators in ``rngs``,
     history), ``metrics.json`` (the history) and ``curves.png`` (loss and metrics, train vs val, titled
     ``curves_title``). ``record_results`` adds a run's final numbers (e.g. test scores) to ``metrics.json``.
+
+    ``val_every=k`` validates only after every k-th epoch and after the last one (a validation pass
+    costs about a third of a training pass per image); the other epochs' ``val_*`` are NaN, and
+    ``curves.png`` (about half a second to draw) is redrawn only after a validation.
 
     ``rngs`` names every generator the run draws from after setup (shuffling, augmentation,
     dropout); their saved states are what makes a resumed run exact. The default,
@@ -180,18 +187,20 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
     ``verbose``: 0 prints nothing, 1 shows progress bars (loss, metrics, batches/s) and a line per
     epoch, 2 only the line per epoch (for log files).
     """
+    if not isinstance(val_every, (int, np.integer)) or val_every < 1:
+        raise ValueError(f"fit: val_every must be a positive int, got {val_every!r}")
     if resume and run_dir is None:
         raise ValueError("fit: resume=True needs the run_dir that holds the checkpoint")
     if run_dir is None:
         return _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, None,
-                      rngs, resume, settings, curves_title, verbose)
+                      rngs, resume, settings, curves_title, verbose, val_every)
     with run_folder(run_dir, resume=resume, overwrite=overwrite) as run_dir:
         return _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, run_dir,
-                      rngs, resume, settings, curves_title, verbose)
+                      rngs, resume, settings, curves_title, verbose, val_every)
 
 
 def _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, run_dir, rngs,
-           resume, settings, curves_title, verbose) -> History:
+           resume, settings, curves_title, verbose, val_every) -> History:
     """``fit`` once the run folder (if any) is held."""
     rngs = training_generators(train_loader, model) if rngs is None else rngs
     history, start_epoch = History(), 0
@@ -211,12 +220,16 @@ def _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics,
     for epoch in range(start_epoch + 1, epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        validate = val_loader is not None and (epoch % val_every == 0 or epoch == epochs)
         try:
             train = run_epoch(model, train_loader, loss_fn, metrics, optimizer,
                               description=f"epoch {epoch}/{epochs} train", progress=verbose == 1)
             _check_finite_state(model, optimizer, epoch, epochs)
-            val = {} if val_loader is None else evaluate(model, val_loader, loss_fn, metrics, verbose == 1,
-                                                          description=f"epoch {epoch}/{epochs} val")
+            if validate:
+                val = evaluate(model, val_loader, loss_fn, metrics, verbose == 1,
+                               description=f"epoch {epoch}/{epochs} val")
+            else:
+                val = {} if val_loader is None else dict.fromkeys(["loss", *(metrics or {})], math.nan)
         except NonFiniteLossError as error:
             _stop_on_non_finite(error, run_dir, last_good_epoch=epoch - 1)
         if scheduler is not None:
@@ -231,7 +244,8 @@ def _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics,
                             settings=settings)
             status = "ok" if epoch == epochs else "running"
             save_json(run_dir / METRICS_NAME, {"status": status, **extra, "history": history.to_dict()})
-            plot_training_curves(history.to_dict(), run_dir / CURVES_NAME, title=curves_title)
+            if validate or val_loader is None:
+                plot_training_curves(history.to_dict(), run_dir / CURVES_NAME, title=curves_title)
     return history
 
 
@@ -281,7 +295,7 @@ def _prefixed(phase: str, values: Mapping[str, float]) -> dict[str, float]:
 def _summary(history: History, epochs: int) -> str:
     """One line per epoch, e.g. ``epoch 2/5  train_loss 0.4123  val_loss 0.4410  lr 0.01  31.2 s``."""
     numbers = "  ".join(f"{name} {values[-1]:.4g}" for name, values in history.columns.items()
-                        if name not in ("epoch", "seconds"))
+                        if name not in ("epoch", "seconds") and values[-1] == values[-1])  # NaN: not measured
     return f"epoch {history['epoch'][-1]}/{epochs}  {numbers}  {history['seconds'][-1]:.1f} s"
 
 

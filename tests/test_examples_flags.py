@@ -27,7 +27,7 @@ BAD_NUMBERS = ["0", "-1", "nan", "inf", "2.5", "x"]
 # (example, flag): the flags that take a count of at least 1
 COUNTS = [(name, flag) for name in TRAINING for flag in ("--epochs", "--batch-size")] + [
     ("segment_pets", "--limit"), ("compare_segmenters", "--limit"), ("segment_pets", "--base-channels"),
-    ("cam_fashion_mnist", "--grid"), ("saliency_cats_dogs", "--show"), ("saliency_cats_dogs", "--evaluate"),
+    ("cam_fashion_mnist", "--grid"), ("cam_fashion_mnist", "--val-every"), ("segment_pets", "--val-every"), ("saliency_cats_dogs", "--show"), ("saliency_cats_dogs", "--evaluate"),
     ("saliency_cats_dogs", "--steps"), ("saliency_cats_dogs", "--smoothgrad-samples"),
     ("saliency_cats_dogs", "--size"), ("mask_rcnn_shapes", "--steps"), ("mask_rcnn_shapes", "--batch-size"),
     ("mask_rcnn_shapes", "--rois-per-image"), ("mask_rcnn_shapes", "--val-images")]
@@ -64,6 +64,8 @@ def test_seeds_must_be_what_numpy_accepts(example, value, capsys):
 
 @pytest.mark.parametrize("example, argv, expected", [
     ("mask_rcnn_shapes", ["--warmup", "-1"], "argument --warmup: must be an integer >= 0"),
+    ("segment_pets", ["--val-fraction", "1"], "argument --val-fraction: must be a number in [0, 1), got '1'"),
+    ("cam_fashion_mnist", ["--val-fraction=-0.1"], "argument --val-fraction: must be a number in [0, 1)"),
     ("mask_rcnn_shapes", ["--val-images", "201"], "argument --val-images: the validation set has 200 images"),
     ("saliency_cats_dogs", ["--noise", "-0.1"], "argument --noise: must be a finite number >= 0"),
     ("saliency_cats_dogs", ["--size", "4", "--data-root", "x"], "argument --size: the classifier halves the image"),
