@@ -1,7 +1,7 @@
 """Exercise 1: the backward rule of an elementwise op.
 
 Every op in minidl is a ``Function`` with a ``forward`` on arrays and a ``backward`` that turns
-g = dL/dy into dL/dx (read ``minidl/tensor.py``, then ``minidl/ops/elementwise.py``). For an
+g = dL/dy into dL/dx (read ``minidl/tensor.py``, then ``minidl/ops/activation.py``). For an
 elementwise y = f(x), each y[i] depends only on x[i], so the chain rule is one product:
 
     dL/dx = g * f'(x)
