@@ -19,7 +19,7 @@ from minidl.exercises.__main__ import main
 from minidl.exercises.catalogue import EXERCISES
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = 3  # hypothesis cases after the hand-picked ones (the command line's default is 30)
+EXAMPLES = 3  # hypothesis cases after the hand-picked ones (the command line's default is 100)
 
 HEADER = """
 import numpy as np
@@ -352,3 +352,157 @@ def test_command_line_from_another_folder(tmp_path):
     assert (tmp_path / "minidl_exercises" / "activations.py").exists()
     unknown = subprocess.run(run + ["check", "nope"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert unknown.returncode != 0 and "no exercise named 'nope'" in unknown.stderr
+
+
+# Solutions written from the templates' docstrings alone, in plain NumPy, as a learner would: the
+# conventions the templates state (im2col's row and column order, flat indices, trapezoid weights)
+# must be enough, and the tolerances must accept a different but correct order of operations.
+PLAIN = {
+    "activations": """
+        def relu_backward(x, g):
+            return g * (x > 0)
+
+        def sigmoid_backward(x, g):
+            s = 1 / (1 + np.exp(-x))
+            return g * s * (1 - s)
+        """,
+    "matmul_backward": """
+        def matmul_backward(a, b, g):
+            return g @ b.T, a.T @ g
+        """,
+    "unbroadcast": """
+        def unbroadcast(grad, shape):
+            grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+            return grad.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+        """,
+    "conv2d_forward": """
+        def im2col(x, kernel_size, stride, padding):
+            n, c, h, w = x.shape
+            kh, kw = kernel_size
+            xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+            oh, ow = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+            cols = np.zeros((c, kh, kw, n, oh, ow))
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, i, j] = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride].transpose(1, 0, 2, 3)
+            return cols.reshape(c * kh * kw, -1)
+
+        def conv2d_forward(x, w, stride, padding):
+            n, (c_out, _, kh, kw) = len(x), w.shape
+            oh = (x.shape[2] + 2 * padding - kh) // stride + 1
+            y = w.reshape(c_out, -1) @ im2col(x, (kh, kw), stride, padding)
+            return y.reshape(c_out, n, oh, -1).transpose(1, 0, 2, 3)
+        """,
+    "conv2d_backward": """
+        def conv2d_backward(x, w, g, stride, padding):
+            p, s = padding, stride
+            xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+            dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+            oh, ow = g.shape[2:]
+            for i in range(w.shape[2]):
+                for j in range(w.shape[3]):
+                    window = (slice(None), slice(None), slice(i, i + s * oh, s), slice(j, j + s * ow, s))
+                    dw[:, :, i, j] = np.einsum("nohw,nchw->oc", g, xp[window])
+                    dxp[window] += np.einsum("oc,nohw->nchw", w[:, :, i, j], g)
+            return dxp[:, :, p:p + x.shape[2], p:p + x.shape[3]], dw
+        """,
+    "max_pool2d": """
+        def max_pool2d(x, kernel_size, stride):
+            n, c, h, w = x.shape
+            k, s = kernel_size, stride
+            shape = (n, c, (h - k) // s + 1, (w - k) // s + 1)
+            y, indices = np.zeros(shape), np.zeros(shape, dtype=np.int64)
+            for a, b, oy, ox in np.ndindex(shape):
+                window = x[a, b, oy * s:oy * s + k, ox * s:ox * s + k]
+                i, j = divmod(int(window.argmax()), k)
+                y[a, b, oy, ox], indices[a, b, oy, ox] = window[i, j], (oy * s + i) * w + ox * s + j
+            return y, indices
+
+        def max_pool2d_backward(g, indices, input_shape):
+            dx = np.zeros(input_shape)
+            for (a, b, oy, ox), index in np.ndenumerate(indices):
+                dx[a, b].flat[index] += g[a, b, oy, ox]
+            return dx
+        """,
+    "max_unpool2d": """
+        def max_unpool2d(x, indices, output_size):
+            y = np.zeros((*x.shape[:2], *output_size))
+            for (a, b, i, j), index in np.ndenumerate(indices):
+                y[a, b].flat[index] = x[a, b, i, j]
+            return y
+
+        def max_unpool2d_backward(g, indices):
+            return np.array([[g[a, b].flat[indices[a, b]] for b in range(g.shape[1])] for a in range(len(g))])
+        """,
+    "conv_transpose2d": """
+        def conv_transpose2d(x, w, stride, padding):
+            n, c_in, h, width = x.shape
+            _, c_out, kh, kw = w.shape
+            s, p = stride, padding
+            y = np.zeros((n, c_out, (h - 1) * s + kh, (width - 1) * s + kw))
+            for a, c, i, j in np.ndindex(n, c_in, h, width):
+                y[a, :, i * s:i * s + kh, j * s:j * s + kw] += x[a, c, i, j] * w[c]
+            return y[:, :, p:y.shape[2] - p, p:y.shape[3] - p]
+        """,
+    "batch_norm_backward": """
+        def batch_norm_backward(x, weight, g, eps):
+            axes = (0, 2, 3)
+            sigma = np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+            x_hat = (x - x.mean(axis=axes, keepdims=True)) / sigma
+            dx = weight[None, :, None, None] / sigma * (
+                g - g.mean(axis=axes, keepdims=True) - x_hat * (g * x_hat).mean(axis=axes, keepdims=True))
+            return dx, (g * x_hat).sum(axis=axes), g.sum(axis=axes)
+        """,
+    "decoder_block": """
+        def decoder_block(x, skip, params, padding):
+            pad = 1 if padding == "same" else 0
+            up = F.conv_transpose2d(x, params["up.weight"], params["up.bias"], stride=2)
+            joined = F.cat([up, F.center_crop(skip, up.shape[2:])], dim=1)
+            for k in (0, 3):
+                bn = f"block.{k + 1}."
+                joined = F.relu(F.batch_norm(F.conv2d(joined, params[f"block.{k}.weight"], padding=pad),
+                                             params[bn + "running_mean"], params[bn + "running_var"],
+                                             params[bn + "weight"], params[bn + "bias"], training=False))
+            return joined
+        """,
+    "crop_offset": """
+        from fractions import Fraction
+
+        def coordinate_map(layers):
+            scale, shift = Fraction(1), Fraction(0)
+            for kind, k, s, p in layers:
+                if kind == "transposed":
+                    a, b = Fraction(s), Fraction(k - 1, 2) - p
+                else:
+                    a, b = Fraction(1, s), (p - Fraction(k - 1, 2)) / s
+                scale, shift = a * scale, a * shift + b
+            return scale, shift
+
+        def crop_offset(larger, target):
+            (a1, b1), (a2, b2) = coordinate_map(larger), coordinate_map(target)
+            # x_target = a2 X + b2, x_larger = a1 X + b1 for image coordinate X; same scale a1 = a2
+            assert a1 == a2
+            return int(b1 - b2)
+        """,
+    "class_activation_map": """
+        def class_activation_map(features, weight, target):
+            return np.einsum("nk,nkhw->nhw", weight[target], features)
+        """,
+    "integrated_gradients": """
+        def integrated_gradients(model, x, target, baseline, steps):
+            one_hot = np.eye(model(Tensor(x)).shape[1])[target]
+            total = np.zeros_like(x)
+            for s in range(steps + 1):
+                point = Tensor(baseline + s / steps * (x - baseline), requires_grad=True)
+                (model(point) * one_hot).sum().backward()
+                total += point.grad * (0.5 if s in (0, steps) else 1) / steps
+            return (x - baseline) * total
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_a_learners_plain_numpy_solution_passes(name, tmp_path, capsys):
+    assert sorted(PLAIN) == sorted(SOLUTIONS)
+    write(tmp_path, name, PLAIN[name])
+    assert main(["check", name, "--dir", str(tmp_path), "--examples", "10"]) == 0, capsys.readouterr().out

@@ -121,7 +121,7 @@ def main(argv=None) -> int:
             sub.add_argument("name", help="the exercise's name (see list)")
         sub.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="your exercises folder (default: %(default)s)")
         if command == "check":
-            sub.add_argument("--examples", type=int, default=30,
+            sub.add_argument("--examples", type=int, default=100,
                              help="cases drawn by hypothesis after the hand-picked ones (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "list":
