@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image
 
-from minidl import Tensor
+from minidl import Tensor, no_grad
 from minidl.gradcheck import gradcheck
+from minidl.io import load_checkpoint
 
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
@@ -115,6 +117,28 @@ def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
 
 def _is_float(x) -> bool:
     return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
+
+
+def assert_figure(path, min_size=(300, 200)) -> tuple:
+    """``path`` is a PNG of at least ``min_size`` (width, height) pixels whose pixels are not all the same
+    (a figure saved before anything was drawn on it is one flat colour). Returns its (width, height)."""
+    with Image.open(path) as image:
+        assert image.format == "PNG", f"{path}: {image.format}, not PNG"
+        size, pixels = image.size, np.asarray(image.convert("RGB"))
+    assert size[0] >= min_size[0] and size[1] >= min_size[1], f"{path}: {size} pixels, expected at least {min_size}"
+    assert (pixels != pixels[0, 0]).any(), f"{path}: every pixel is {pixels[0, 0]}"
+    return size
+
+
+def saved_model_predictions(model, checkpoint, images, batch_size=500) -> np.ndarray:
+    """Class per image (or per pixel) of ``model`` with the weights of ``checkpoint``, in eval mode:
+    argmax over axis 1 of its logits, computed batch by batch. For recomputing an example's reported
+    numbers from the files it saved."""
+    load_checkpoint(checkpoint, model)
+    model.eval()
+    with no_grad():
+        return np.concatenate([model(Tensor(images[i:i + batch_size])).data.argmax(axis=1)
+                               for i in range(0, len(images), batch_size)])
 
 
 def idx_bytes(magic: int, array: np.ndarray) -> bytes:

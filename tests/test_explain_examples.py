@@ -10,7 +10,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from helpers import tiny_fashion_mnist  # noqa: E402
+from helpers import assert_figure, tiny_fashion_mnist  # noqa: E402
 
 import cam_fashion_mnist  # noqa: E402
 import saliency_cats_dogs  # noqa: E402
@@ -43,6 +43,8 @@ def test_cam_example_writes_the_grids_and_the_cam_identity(tmp_path, capsys):
     assert 0 <= saved["test_accuracy"] <= 1
     assert 0 <= saved["cam_identity_max_abs_error"] < 1e-4  # float32 rounding only
     assert "test accuracy" in capsys.readouterr().out
+    for name in ("cam_class_bag.png", "cam_grid.png", "curves.png"):
+        assert_figure(out / name)
 
 
 def test_saliency_example_writes_its_figures_and_aucs(tmp_path):
@@ -53,6 +55,9 @@ def test_saliency_example_writes_its_figures_and_aucs(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint.npz", "curves.png", "metrics.json", "perturbation_curves.png", "saliency.png",
         "sanity_check_grad-cam.png", "sanity_check_saliency.png"]
+    for name in ("curves.png", "perturbation_curves.png", "saliency.png", "sanity_check_grad-cam.png",
+                 "sanity_check_saliency.png"):
+        assert_figure(out / name)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(summary))
     methods = ["saliency", "SmoothGrad", "Grad-CAM", "random"]
