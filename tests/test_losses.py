@@ -109,6 +109,15 @@ def test_cross_entropy_errors_name_argument_and_shapes():
         F.cross_entropy(logits, np.zeros((2, 4, 4), dtype=np.int64), reduction="average")
 
 
+@SETTINGS
+@given(case=classification_case(), reduction=st.sampled_from(REDUCTIONS), weighted=st.booleans())
+@example(case=IGNORED_TARGET_CASE, reduction="mean", weighted=True)
+def test_nll_loss_gradients(case, reduction, weighted):
+    """nll_loss on its own (any real input, not only log-probabilities): dL/dx = -w[t_i] at (i, t_i), / sum w for mean."""
+    logits, target, weight = case
+    check_gradients(lambda x: F.nll_loss(x, target, weight if weighted else None, reduction=reduction), [logits])
+
+
 def test_nll_loss_on_log_softmax_equals_cross_entropy():
     rng = np.random.default_rng(0)
     logits, target = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
