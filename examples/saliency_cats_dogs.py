@@ -153,12 +153,11 @@ def main(argv=None) -> dict:
     plot_attribution_table(shown, columns, labels,
                            probabilities[np.arange(len(shown)), predicted], args.out / "saliency.png",
                            overlaid={"Grad-CAM"}, title="Where does the cat-vs-dog classifier look?")
-    plot_attribution_table(shown, {"course: sum|dCE(true)/dx|, HOT 50/50": course_saliency(model, shown, truth),
-                                   "ours: max|d logit(pred)/dx|": columns["saliency"]},
+    course_title, ours_title = "course:\nsum_c |dCE(true)/dx_c|", "ours:\nmax_c |d logit(pred)/dx_c|"
+    plot_attribution_table(shown, {course_title: course_saliency(model, shown, truth), ours_title: columns["saliency"]},
                            labels, probabilities[np.arange(len(shown)), predicted], args.out / "saliency_course.png",
-                           overlaid={"ours: max|d logit(pred)/dx|"},
-                           course_blended={"course: sum|dCE(true)/dx|, HOT 50/50"},
-                           title="Saliency: the course's (HOT blend) and ours (jet overlay)")
+                           overlaid={ours_title}, course_blended={course_title},
+                           title="Saliency: the course's (0..255, HOT blended 50/50) and ours (jet overlay)")
 
     evaluated, evaluated_truth = test_set.images[:args.evaluate], test_set.targets[:args.evaluate]
     target = logits_of(model, evaluated).argmax(axis=1)
