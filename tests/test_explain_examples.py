@@ -37,13 +37,17 @@ def tiny_oxford_pets(root: Path) -> Path:
 def test_cam_example_writes_the_grids_and_the_cam_identity(tmp_path, capsys):
     out = tmp_path / "run"
     summary = cam_fashion_mnist.main(["--data-root", str(tiny_fashion_mnist(tmp_path)), "--epochs", "1",
-                                      "--grid", "6", "--class", "Bag", "--out", str(out), "--no-progress"])
+                                      "--val-fraction", "0.25", "--grid", "6", "--class", "Bag", "--out", str(out),
+                                      "--no-progress"])
     assert sorted(p.name for p in out.iterdir()) == ["cam_class_bag.png", "cam_class_bag_seed.png", "cam_grid.png",
                                                      "cam_grid_seed.png", "checkpoint.npz", "curves.png",
                                                      "metrics.json"]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(summary))
     assert 0 <= saved["test_accuracy"] <= 1
+    # --val-fraction 0.25 holds out every 4th image of each class (4 per class among 40, labels 0..9 in turn)
+    assert saved["data"] == {"source": saved["data"]["source"], "train": 30, "val": 10, "test": 20}
+    assert saved["recipe"]["epochs"] == 1 and 0 <= saved["val_accuracy"] <= 1
     assert 0 <= saved["cam_identity_max_abs_error"] < 1e-4  # float32 rounding only
     assert "test accuracy" in capsys.readouterr().out
     # one style, and the per-class grid of the images the model *predicts* as the class
