@@ -27,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 
 @functools.lru_cache(maxsize=1)
 def _blas() -> ThreadpoolController:
-    """The BLAS libraries loaded in this process (NumPy's among them), found once: a search takes ~2 ms."""
+    """The BLAS libraries loaded in this process (NumPy's among them), found once (a search reads every loaded library)."""
     return ThreadpoolController().select(user_api="blas")
 
 
