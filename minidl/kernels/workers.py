@@ -49,7 +49,7 @@ _blas_limit = None
 
 
 @contextlib.contextmanager
-def single_threaded_blas():
+def _single_threaded_blas():
     """Hold every BLAS library to one thread inside the block (nested and concurrent blocks share one limit)."""
     global _blas_holders, _blas_limit
     with _blas_lock:
@@ -85,7 +85,7 @@ def run(parts: list, work) -> list:
     calling thread with BLAS as it is). Returns or raises only when every part has stopped."""
     if len(parts) == 1 or workers() == 1:
         return [work(part) for part in parts]
-    with single_threaded_blas():
+    with _single_threaded_blas():
         others = [_pool(len(parts) - 1).submit(work, part) for part in parts[1:]]
         try:
             first = work(parts[0])  # the calling thread works instead of waiting idle
@@ -113,7 +113,7 @@ def matmul(a, b):
         return a @ b
     rows = a.shape[-2] if a.ndim >= 2 else 1
     if a.ndim < 2 or b.ndim < 2 or rows < count or np.size(a) * b.shape[-1] < SHARED_PRODUCT:
-        with single_threaded_blas():
+        with _single_threaded_blas():
             return a @ b
     out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, b.shape[-1]), dtype=np.result_type(a, b))
     edges = [k * rows // count for k in range(count + 1)]
