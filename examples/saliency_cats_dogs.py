@@ -71,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, flips, noise")
     parser.add_argument("--show", type=int, default=6, help="test photos in saliency.png (half cats, half dogs)")
     parser.add_argument("--evaluate", type=int, default=48,
-                        help="test photos for the pointing game and the deletion/insertion curves")
+                        help="test photos (spread evenly over the test split) for the pointing game and the "
+                             "deletion/insertion curves")
     parser.add_argument("--steps", type=int, default=32, help="points on the deletion/insertion curves")
     parser.add_argument("--smoothgrad-samples", type=int, default=25, help="noisy copies per SmoothGrad map")
     parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad sigma as a fraction of the image range")
@@ -165,13 +166,14 @@ def main(argv=None) -> dict:
 
     draw_saliency_figures(model, test_set, methods, args)
 
-    evaluated, evaluated_truth = test_set.images[:args.evaluate], test_set.targets[:args.evaluate]
+    spread = np.linspace(0, len(test_set) - 1, min(args.evaluate, len(test_set))).round().astype(int)
+    evaluated, evaluated_truth = test_set.images[spread], test_set.targets[spread]  # every breed, not the first
     target = logits_of(model, evaluated).argmax(axis=1)
     curves = {"deletion": {}, "insertion": {}}
     pointing = {}
     for name, method in tqdm(methods.items(), desc="pointing game, deletion/insertion", disable=not progress):
         maps = method(evaluated, target, evaluated_truth)
-        pointing[name] = pointing_game(maps, test_set.pet_masks[:args.evaluate]).summary()
+        pointing[name] = pointing_game(maps, test_set.pet_masks[spread]).summary()
         curves["deletion"][name] = deletion_curve(model, evaluated, maps, target, steps=args.steps)
         curves["insertion"][name] = insertion_curve(model, evaluated, maps, target, steps=args.steps)
     plot_perturbation_curves(curves, args.out / "perturbation_curves.png",
