@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 import minidl.functional as F
 from minidl import Tensor
 from minidl.kernels import conv as kernels
+from minidl.kernels import conv_fast
+from minidl.kernels import im2col as im2col_kernels
 from minidl.kernels import workers
 from minidl.kernels.conv import conv_output_size
 from minidl.kernels.reference import conv as reference
@@ -237,10 +239,10 @@ def test_tiled_paths_match_reference(chunk, dtype, transposed_gradient_channels)
     of images (2000), into bands of rows of one image (500), or into single rows (1). The weight
     gradient is computed transposed for few output channels; a threshold of 0 takes the other way."""
     x_shape, w_shape = ((3, 4, 9, 8), (5, 4, 3, 2)) if chunk else ((2, 8, 40, 40), (6, 8, 3, 3))
-    with mock.patch.object(kernels, "CHUNK_ELEMENTS", chunk or kernels.CHUNK_ELEMENTS), \
-            mock.patch.object(kernels, "TRANSPOSED_GRADIENT_CHANNELS", transposed_gradient_channels):
+    with mock.patch.object(conv_fast, "CHUNK_ELEMENTS", chunk or conv_fast.CHUNK_ELEMENTS), \
+            mock.patch.object(conv_fast, "TRANSPOSED_GRADIENT_CHANNELS", transposed_gradient_channels):
         output_size = check_kernels_against_reference(x_shape, w_shape, ((2, 1), (1, 2), (1, 2)), dtype)
-        tiles = kernels._tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
+        tiles = conv_fast.tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
     bands = {rows for _, rows in tiles}
     assert (len(bands) > 1) == (chunk in (500, 1)) and (len(tiles) > 1) == (chunk is not None)
 
@@ -251,7 +253,7 @@ def test_tiled_paths_match_reference(chunk, dtype, transposed_gradient_channels)
 def test_every_split_among_workers_matches_reference(threads, n_batch, dtype):
     """Images shared among 1-3 worker threads, or rows when there are fewer images than workers (bands
     in the forward and dL/dW, but not in col2im, which adds into pixels that bands share), in small tiles."""
-    with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(kernels, "CHUNK_ELEMENTS", 100):
+    with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 100):
         check_kernels_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 2), ((1, 2), (1, 1), (2, 1)), dtype)
 
 
@@ -276,7 +278,7 @@ def test_im2col_takes_only_the_first_output_positions():
 def test_valid_outputs_stay_inside_the_output(offset, size, stride, out_size, expected):
     """im2col writes zeros to outputs [0, lo) without bounds checks, so lo must not pass out_size even when
     a kernel tap misses every kept output position (large padding, output_size smaller than the full output)."""
-    assert kernels._valid_outputs(offset, size, stride, out_size) == expected
+    assert im2col_kernels._valid_outputs(offset, size, stride, out_size) == expected
 
 
 def test_col2im_accepts_non_contiguous_columns():
