@@ -83,7 +83,7 @@ def test_conv_transpose2d_gradients(case, with_bias):
 
 @pytest.mark.parametrize("op, w_shape", [("conv2d", (5, 4, 3, 3)), ("conv_transpose2d", (4, 5, 3, 3))])
 def test_gradients_of_inputs_whose_patch_matrix_spans_several_tiles(op, w_shape):
-    """The fast path cuts the patch matrix into tiles of ~2^18 entries (kernels.CHUNK_ELEMENTS) and sums
+    """The fast path cuts the patch matrix into tiles of ~2^18 entries (conv_fast.CHUNK_ELEMENTS) and sums
     dL/dw over them; the cases above take one tile. Here the patch matrix that dL/dw reads (of x for
     conv2d: 36 rows x 31,683 columns per image; of the upstream gradient for conv_transpose2d: 45 x 16,256)
     spans at least two tiles per worker thread for up to 4 threads. Too large for one central difference
