@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 # segment_pets (next to this file) also puts the repository on sys.path for minidl and models.
-from segment_pets import (load_splits, pet_iou_captions, predict, segmentation_scores, shown_indices,
+from segment_pets import (class_names, load_splits, pet_iou_captions, predict, segmentation_scores, shown_indices,
                           train_segmenter, training_options)
 
 from minidl.io import atomic_write, save_json
@@ -52,6 +52,7 @@ def main(argv=None) -> list[dict]:
     chosen = args.models
     out = Path(args.out)
     train, test = load_splits(args)
+    classes = class_names(args)
     print(f"comparing {', '.join(chosen)}: {len(train)} trainval and {len(test)} test images at "
           f"{args.size}x{args.size}, {args.epochs} epochs each -> {out}")
 
@@ -60,12 +61,12 @@ def main(argv=None) -> list[dict]:
         print(f"--- {name}")
         model, history = train_segmenter(name, train, test, args, out / name)
         predictions[name] = predict(model, test.images, args.batch_size)
-        scores = segmentation_scores(predictions[name], test.targets)
+        scores = segmentation_scores(predictions[name], test.targets, len(classes))
         rows.append({"model": name, "parameters": int(sum(p.size for p in model.parameters())),
                      "gflop_per_image": model.conv_flops(args.size, args.size) / 1e9,
                      "seconds_per_epoch": float(np.mean(history["seconds"])),
                      **{f"test_{key}": value for key, value in scores.items()}})
-    baseline = segmentation_scores(np.zeros_like(test.targets), test.targets)
+    baseline = segmentation_scores(np.zeros_like(test.targets), test.targets, len(classes))
 
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     setup = (f"{len(train)} trainval / {len(test)} test images at {args.size}x{args.size}, {epochs}, "
@@ -76,8 +77,8 @@ def main(argv=None) -> list[dict]:
     shown = shown_indices(SHOWN_TEST_IMAGES, len(test))
     plot_segmentations(test.images[shown], {"true mask": test.targets[shown],
                                             **{name: masks[shown] for name, masks in predictions.items()}},
-                       out / "predictions.png",
-                       captions={name: pet_iou_captions(masks[shown], test.targets[shown])
+                       out / "predictions.png", class_names=classes,
+                       captions={name: pet_iou_captions(masks[shown], test.targets[shown], len(classes))
                                  for name, masks in predictions.items()},
                        title=f"Test images, every model after {epochs}")
     print(table)

@@ -4,12 +4,11 @@ Each op is defined in ``minidl/ops/<family>.py`` as a ``Function`` (forward on a
 and a public function that validates its arguments. This file only lists them.
 """
 
-from .ops.activation import log_softmax, softmax
+from .ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from .ops.adaptive_pooling import adaptive_avg_pool2d
 from .ops.conv import conv2d, conv_transpose2d
 from .ops.dropout import dropout, dropout2d
-from .ops.elementwise import (abs, add, cast, clamp, div, exp, log, maximum, mul, neg, pow, relu, sigmoid,
-                              sqrt, sub, tanh, where)
+from .ops.elementwise import abs, add, cast, clamp, div, exp, log, maximum, mul, neg, pow, sqrt, sub, where
 from .ops.linalg import matmul
 from .ops.loss import binary_cross_entropy_with_logits, cross_entropy, dice_loss, nll_loss
 from .ops.normalization import batch_norm

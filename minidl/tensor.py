@@ -55,15 +55,6 @@ def _add_grads(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(a + b)
 
 
-def _is_fresh(grad: np.ndarray, upstream: np.ndarray, siblings: tuple, ctx) -> bool:
-    """True when a backward returned grad as a new array of its own: it owns its memory, can be
-    written, does not overlap the upstream gradient, was not returned for another input too and is
-    not kept on the Function."""
-    return (grad.base is None and grad.flags.writeable and not np.may_share_memory(grad, upstream)
-            and sum(other is grad for other in siblings) == 1
-            and not any(kept is grad for kept in vars(ctx).values()))
-
-
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
@@ -115,7 +106,7 @@ class Tensor:
         return Tensor(self.data)
 
     def retain_grad(self) -> "Tensor":
-        """Keep ``.grad`` on this non-leaf tensor after backward (used by Grad-CAM)."""
+        """Keep ``.grad`` on this non-leaf tensor after backward (as ``torch.Tensor.retain_grad``)."""
         self._retains_grad = True
         return self
 
@@ -153,39 +144,21 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
-        grads = {id(self): grad}
-        # Pending gradients that may be (views of) arrays held elsewhere: the caller's grad, or what a
-        # backward passed through from its upstream g (add returns g itself, reshape a view of it).
-        # A leaf keeps a copy of those; a fresh array becomes its .grad as it is (conv2d's dL/dx of an
-        # image batch is not copied; a reshaped view, as some kernels return, still is).
-        borrowed = {id(self)}
+        grads = {id(self): grad}  # pending dL/dnode, by node
         for node in reversed(_topological_order(self)):
-            key = id(node)
-            g = grads.pop(key, None)
+            g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._ctx is None or node._retains_grad:
-                if node.grad is not None:
-                    node.grad = _add_grads(node.grad, g)
-                else:
-                    node.grad = np.array(g) if key in borrowed else g
+            if node._ctx is None or node._retains_grad:  # a copy: g may be a view of an array held elsewhere
+                node.grad = np.array(g) if node.grad is None else _add_grads(node.grad, g)
             if node._ctx is None:
                 continue
-            ctx = node._ctx
-            parent_grads = ctx.run_backward(g)
-            for parent, parent_grad in zip(ctx.parents, parent_grads):
-                if parent is None or parent_grad is None or not parent.requires_grad:
-                    continue
-                key = id(parent)
-                if key in grads:
-                    grads[key] = _add_grads(grads[key], parent_grad)
-                    borrowed.discard(key)
-                else:
-                    grads[key] = parent_grad
-                    if not _is_fresh(parent_grad, g, parent_grads, ctx):
-                        borrowed.add(key)
+            for parent, parent_grad in zip(node._ctx.parents, node._ctx.run_backward(g)):
+                if parent is not None and parent_grad is not None and parent.requires_grad:
+                    key = id(parent)
+                    grads[key] = _add_grads(grads[key], parent_grad) if key in grads else parent_grad
             if not retain_graph:
-                ctx.free()
+                node._ctx.free()
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other): return _F().add(self, other)
@@ -281,9 +254,7 @@ class Function:
     are non-differentiable settings. Float inputs must share one dtype: nothing is silently upcast.
     ``self.needs_input_grad[i]`` (set before forward) says whether input i wants a gradient, so
     an op can skip work: backward may return None for inputs that do not. Every gradient must
-    have its input's shape and dtype (``run_backward`` checks). Return new arrays or views of g,
-    never an array kept elsewhere (on ``self``, in a module): a leaf may keep a new array as its
-    ``.grad`` without copying it, and the engine can only spot g's views and ``self``'s attributes.
+    have its input's shape and dtype (``run_backward`` checks).
     """
 
     parents: list | None

@@ -22,13 +22,32 @@ paper's sizes (depth 4, base 64) a 572x572 tile gives a 388x388 map of the tile'
 crop sizes follow from the tensors' shapes, and ``UNet.output_size`` walks the same geometry
 without computing anything.
 
-Two choices differ from the seed's Keras code: the up-convolution is the paper's 2x2 transposed
-conv with stride 2 (the seed's 3x3, stride 2, "same" gives the same 2x size), and the network ends
-in logits, not a softmax: ``F.cross_entropy`` applies log-softmax itself, more stably. Dropout sits
-where the seed puts it: after each pool, and after each concatenation.
+``UNet.course()`` is the network of the DeepLearning.AI course "Advanced Computer Vision with
+TensorFlow" (week 3, UNet on Oxford pets) layer for layer; the default ``UNet()`` differs from it in
+five ways, each for a reason:
+
+    course (Keras)                               default UNet()          why
+    conv -> ReLU, conv with a bias               conv -> BN -> ReLU      batch norm lets a 16-channel
+                                                 (no bias)               net train in 12 epochs at lr 2e-3
+    up-conv 3x3, stride 2, "same" (+ bias)       2x2, stride 2 (paper)   the paper's; each output pixel
+                                                                         sees one input pixel, no overlap
+    64 -> 1024 channels (34.5 M parameters)      16 -> 256 (1.9 M)       NumPy on a CPU: 1/16 of the work
+    He-normal (truncated) convs, Glorot-uniform  PyTorch's default       the layers' own reset, as PyTorch;
+    up-convs and 1x1 conv, zero biases           (Kaiming-unif. a=5^.5)  batch norm makes the scale moot
+    softmax output, 3 classes, 128x128 input     logits, 2 classes,      F.cross_entropy takes logits
+                                                 64x64 (bundled)         (log-softmax is stabler); pet vs
+                                                                         background; the bundled sample
+
+``UNet.course()`` ends in logits too (apply ``F.softmax(logits, dim=1)`` for the course's output).
+Keras' "same" 3x3 stride-2 transposed conv crops its one extra row/column at the bottom/right; here
+``padding=1, output_padding=1`` (PyTorch's way to the same 2x size) crops one at the top/left, so
+the learned kernel sits one pixel shifted: the same family of functions. Dropout (0.3) sits where
+the course puts it in both: after each pool, and after each concatenation.
 """
 
 from __future__ import annotations
+
+import math
 
 from minidl import functional as F
 from minidl import nn
@@ -36,14 +55,21 @@ from minidl import nn
 from .segmenter import Segmenter, conv_stage
 
 PADDINGS = {"same": 1, "valid": 0}  # padding of each 3x3 conv
+UP_KERNEL_SIZES = (2, 3)  # 2: the paper's 2x2 up-convolution; 3: the course's 3x3 (padding 1, output_padding 1)
+KERAS_TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
 
 
-def conv2d_block(in_channels: int, out_channels: int, padding: str = "same") -> nn.Sequential:
+def conv2d_block(in_channels: int, out_channels: int, padding: str = "same", batch_norm: bool = True) -> nn.Sequential:
     """Two rounds of 3x3 conv -> batch norm -> ReLU (the building brick of every UNet stage).
 
     (N, in_channels, H, W) -> (N, out_channels, H', W') with H' = H ("same") or H - 4 ("valid").
+    batch_norm=False: conv (with bias) -> ReLU, twice, as the course builds it.
     """
-    return conv_stage(in_channels, out_channels, convs=2, padding=_padding_pixels(padding))
+    pixels = _padding_pixels(padding)
+    if batch_norm:
+        return conv_stage(in_channels, out_channels, convs=2, padding=pixels)
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=pixels), nn.ReLU(),
+                         nn.Conv2d(out_channels, out_channels, 3, padding=pixels), nn.ReLU())
 
 
 class EncoderBlock(nn.Module):
@@ -53,9 +79,10 @@ class EncoderBlock(nn.Module):
     H' as in ``conv2d_block``. ``skip`` goes to the decoder, ``down`` to the next block.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, padding: str = "same", dropout: float = 0.3):
+    def __init__(self, in_channels: int, out_channels: int, padding: str = "same", dropout: float = 0.3,
+                 batch_norm: bool = True):
         super().__init__()
-        self.block = conv2d_block(in_channels, out_channels, padding)
+        self.block = conv2d_block(in_channels, out_channels, padding, batch_norm)
         self.pool = nn.MaxPool2d(2)
         self.dropout = nn.Dropout(dropout)
 
@@ -72,10 +99,10 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, in_channels: int, base_channels: int, depth: int, padding: str = "same",
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, batch_norm: bool = True):
         super().__init__()
         widths = [base_channels * 2**i for i in range(depth)]
-        self.blocks = nn.ModuleList(EncoderBlock(c_in, c_out, padding, dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(c_in, c_out, padding, dropout, batch_norm)
                                     for c_in, c_out in zip([in_channels, *widths[:-1]], widths))
 
     def forward(self, x):
@@ -86,29 +113,34 @@ class Encoder(nn.Module):
         return x, skips
 
 
-def bottleneck(in_channels: int, padding: str = "same") -> nn.Sequential:
+def bottleneck(in_channels: int, padding: str = "same", batch_norm: bool = True) -> nn.Sequential:
     """The bottom of the U: a ``conv2d_block`` that doubles the channels at the coarsest scale.
 
     (N, C, h, w) -> (N, 2C, h', w'), h' = h ("same") or h - 4 ("valid").
     """
-    return conv2d_block(in_channels, 2 * in_channels, padding)
+    return conv2d_block(in_channels, 2 * in_channels, padding, batch_norm)
 
 
 class DecoderBlock(nn.Module):
     """One step up the U: upsample x2, join the skip, then a ``conv2d_block``.
 
     up = conv_transpose_2x2_stride2(x): (N, C_in, h, w) -> (N, C_out, 2h, 2w)
+         (up_kernel_size=3: 3x3, stride 2, padding 1, output_padding 1, the same 2h x 2w)
     joined = dropout(cat([up, centre_crop(skip to 2h x 2w)], channels)): (N, C_out + C_skip, 2h, 2w)
     forward(x, skip) = conv2d_block(joined): -> (N, C_out, 2h', 2w'), with 2h' = 2h or 2h - 4.
     The crop is the identity for padding="same" (skip and up have the same size).
     """
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, padding: str = "same",
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, batch_norm: bool = True, up_kernel_size: int = 2):
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        if up_kernel_size not in UP_KERNEL_SIZES:
+            raise ValueError(f"UNet: up_kernel_size must be one of {UP_KERNEL_SIZES}, got {up_kernel_size!r}")
+        overlap = up_kernel_size - 2  # 3x3 kernels overlap by one pixel: crop it to keep exactly 2h
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, up_kernel_size, stride=2, padding=overlap,
+                                     output_padding=overlap)
         self.dropout = nn.Dropout(dropout)
-        self.block = conv2d_block(out_channels + skip_channels, out_channels, padding)
+        self.block = conv2d_block(out_channels + skip_channels, out_channels, padding, batch_norm)
 
     def forward(self, x, skip):
         up = self.up(x)
@@ -124,10 +156,12 @@ class Decoder(nn.Module):
     forward(x, skips): (N, base * 2**depth, h, w) -> (N, base, h * 2**depth, w * 2**depth) for "same".
     """
 
-    def __init__(self, base_channels: int, depth: int, padding: str = "same", dropout: float = 0.3):
+    def __init__(self, base_channels: int, depth: int, padding: str = "same", dropout: float = 0.3,
+                 batch_norm: bool = True, up_kernel_size: int = 2):
         super().__init__()
         widths = [base_channels * 2**i for i in reversed(range(depth))]  # 8c, 4c, 2c, c for depth 4
-        self.blocks = nn.ModuleList(DecoderBlock(2 * width, width, width, padding, dropout) for width in widths)
+        self.blocks = nn.ModuleList(DecoderBlock(2 * width, width, width, padding, dropout, batch_norm, up_kernel_size)
+                                    for width in widths)
 
     def forward(self, x, skips):
         for block, skip in zip(self.blocks, reversed(skips)):
@@ -141,26 +175,52 @@ class UNet(Segmenter):
     x: (N, in_channels, H, W) -> logits (N, num_classes, H_out, W_out), H_out = H for padding="same",
     the paper's smaller centre for "valid" (572 -> 388 at depth 4). Softmax over dim 1 gives the
     per-pixel class probabilities; train with ``F.cross_entropy(logits, mask)``.
-    ``UNet.paper()`` builds the 2015 network (base 64, depth 4, unpadded convs, one input channel).
+    ``UNet.paper()`` builds the 2015 network (base 64, depth 4, unpadded convs, one input channel),
+    ``UNet.course()`` the DeepLearning.AI course's (module docstring). batch_norm=False drops batch
+    norm (the convs get biases); up_kernel_size=3 uses 3x3 up-convolutions.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 16, depth: int = 4,
-                 padding: str = "same", dropout: float = 0.3):
+                 padding: str = "same", dropout: float = 0.3, batch_norm: bool = True, up_kernel_size: int = 2):
         super().__init__(in_channels, num_classes)
         _padding_pixels(padding)
         if depth < 1 or base_channels < 1:
             raise ValueError(f"UNet: depth and base_channels must be >= 1, got depth={depth}, "
                              f"base_channels={base_channels}")
         self.depth, self.padding = depth, padding
-        self.encoder = Encoder(in_channels, base_channels, depth, padding, dropout)
-        self.bottleneck = bottleneck(base_channels * 2 ** (depth - 1), padding)
-        self.decoder = Decoder(base_channels, depth, padding, dropout)
+        self.encoder = Encoder(in_channels, base_channels, depth, padding, dropout, batch_norm)
+        self.bottleneck = bottleneck(base_channels * 2 ** (depth - 1), padding, batch_norm)
+        self.decoder = Decoder(base_channels, depth, padding, dropout, batch_norm, up_kernel_size)
         self.classifier = nn.Conv2d(base_channels, num_classes, 1)
 
     @classmethod
     def paper(cls, in_channels: int = 1, num_classes: int = 2, dropout: float = 0.0) -> "UNet":
         """The network of the paper: 64 channels doubling to 1024, unpadded convs, 572 -> 388."""
         return cls(in_channels, num_classes, base_channels=64, depth=4, padding="valid", dropout=dropout)
+
+    @classmethod
+    def course(cls, in_channels: int = 3, num_classes: int = 3, dropout: float = 0.3, generator=None) -> "UNet":
+        """The DeepLearning.AI course's UNet (module docstring): 64 -> 1024 channels, no batch norm,
+        3x3 stride-2 up-convs, 3 classes (pet / background / border), trained on 128x128 images.
+
+        Keras' initialisers: every 3x3 conv of a ``conv2d_block`` He-normal, i.e. N(0, s^2) truncated
+        to +-2 s (Keras rescales s = sqrt(2 / fan_in) / 0.8796 so the truncated draw keeps variance
+        2 / fan_in); the up-convs and the final 1x1 conv Glorot-uniform U(-b, b),
+        b = sqrt(6 / (fan_in + fan_out)); every bias 0. 34,513,475 parameters for 3 classes.
+        """
+        model = cls(in_channels, num_classes, base_channels=64, depth=4, padding="same", dropout=dropout,
+                    batch_norm=False, up_kernel_size=3)
+        for module in model.modules():
+            if isinstance(module, nn.ConvTranspose2d) or module is model.classifier:
+                nn.init.xavier_uniform_(module.weight, generator=generator)
+            elif isinstance(module, nn.Conv2d):
+                fan_in, _ = nn.init.fan_in_and_fan_out(module.weight)
+                std = math.sqrt(2 / fan_in) / KERAS_TRUNCATED_NORMAL_STD
+                nn.init.trunc_normal_(module.weight, 0.0, std, -2 * std, 2 * std, generator=generator)
+            else:
+                continue
+            nn.init.zeros_(module.bias)
+        return model
 
     def forward(self, x):
         self.check_input(x)

@@ -11,6 +11,7 @@ sys.path.insert(0, str(EXAMPLES))
 
 import compare_segmenters  # noqa: E402
 import segment_pets  # noqa: E402
+from models import UNet  # noqa: E402
 
 TINY = ["--limit", "6", "--epochs", "1", "--batch-size", "3", "--base-channels", "2", "--no-progress"]
 
@@ -33,6 +34,18 @@ def test_segment_pets_writes_its_run_folder_and_resumes(tmp_path):
     resumed = segment_pets.main([*TINY, "--model", "segnet", "--out", str(out), "--resume", "--epochs", "2"])
     assert resumed["epochs"] == 2
     assert resumed["history"]["train_loss"][0] == report["history"]["train_loss"][0]
+
+
+def test_segment_pets_three_class_reports_every_class(tmp_path):
+    report = segment_pets.main([*TINY, "--target", "three_class", "--out", str(tmp_path)])
+    assert report["classes"] == ["background", "pet", "border"] and len(report["test_iou_per_class"]) == 3
+    assert list(report["test_iou_by_class"]) == report["classes"]
+    assert report["parameters"] == sum(p.size for p in UNet(3, 3, base_channels=2).parameters())  # 3 outputs
+    masks = segment_pets.load_splits(segment_pets.parse_args([*TINY, "--target", "three_class"]))[1].targets
+    assert set(np.unique(masks)) == {0, 1, 2}  # the border is a class, not ignored
+    # the all-background baseline: background IoU = background share, the other two 0
+    assert np.allclose(report["baseline_all_background"]["iou_per_class"], [(masks == 0).mean(), 0, 0])
+    assert (tmp_path / "predictions.png").stat().st_size > 0
 
 
 def test_compare_segmenters_writes_table_and_figure(tmp_path):

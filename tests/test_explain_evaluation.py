@@ -3,16 +3,86 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minidl
 from minidl import Tensor
 from minidl.explain import (deletion_curve, gaussian_blur, gradient_x_input, insertion_curve, model_randomization,
-                            saliency, spearman)
+                            pointing_game, saliency, spearman)
 from minidl.explain.evaluation import rank, weight_layers
 from minidl.random import manual_seed
 from models.classifier import CAMClassifier
+
+
+# ----------------------------------------------------------------------------- pointing game
+@st.composite
+def masks_and_maps(draw):
+    """Masks (N, H, W) with at least one object and one background pixel each, and positive maps."""
+    n, height, width = draw(st.integers(1, 4)), draw(st.integers(2, 9)), draw(st.integers(2, 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    masks = rng.random((n, height, width)) < draw(st.floats(0.1, 0.9))
+    masks.reshape(n, -1)[:, 0], masks.reshape(n, -1)[:, -1] = True, False
+    return masks, rng.uniform(0.1, 3.0, (n, height, width))
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=masks_and_maps(), scale=st.floats(0.01, 100.0))
+def test_pointing_game_scores_the_mask_1_a_uniform_map_its_area_and_a_map_outside_it_0(drawn, scale):
+    masks, values = drawn
+    area = masks.mean(axis=(1, 2))
+    on_mask = pointing_game(scale * masks, masks)
+    np.testing.assert_allclose(on_mask.energy, 1.0, rtol=1e-12)
+    np.testing.assert_allclose(on_mask.hit, 1.0, rtol=1e-12)
+    np.testing.assert_allclose(on_mask.uniform, area, rtol=1e-12)
+    uniform = pointing_game(np.full(masks.shape, scale), masks)
+    np.testing.assert_allclose(uniform.energy, area, rtol=1e-12)
+    np.testing.assert_allclose(uniform.hit, area, rtol=1e-12)  # every pixel ties for the maximum
+    outside = pointing_game(values * ~masks, masks)
+    np.testing.assert_array_equal(outside.energy, 0.0)
+    np.testing.assert_array_equal(outside.hit, 0.0)
+    # negative values are evidence against the class: adding them anywhere changes nothing
+    signed = pointing_game(values * masks - values * ~masks, masks)
+    np.testing.assert_allclose(signed.energy, 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(signed.hit, 1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=masks_and_maps())
+def test_pointing_game_energy_is_the_mass_share_and_the_hit_follows_the_maximum(drawn):
+    masks, values = drawn
+    game = pointing_game(values, masks)
+    for n in range(len(masks)):
+        assert np.isclose(game.energy[n], values[n][masks[n]].sum() / values[n].sum(), rtol=1e-12)
+        assert game.hit[n] == float(masks[n].flat[values[n].argmax()])  # continuous draws: no ties
+    assert 0 < game.energy.min() and game.energy.max() < 1
+
+
+def test_pointing_game_edge_cases_have_defined_scores():
+    masks = np.array([[[1, 1], [0, 0]], [[0, 0], [0, 0]], [[1, 0], [0, 0]]])
+    maps = np.array([[[0.0, 0.0], [0.0, 0.0]],  # points nowhere: energy undefined, hit = area share
+                     [[1.0, 2.0], [3.0, 4.0]],  # empty mask: everything 0
+                     [[-1.0, -3.0], [-2.0, -4.0]]])  # no positive mass; the least negative pixel is on the mask
+    game = pointing_game(maps, masks)
+    assert np.isnan(game.energy[0]) and game.hit[0] == 0.5 and game.uniform[0] == 0.5
+    assert game.energy[1] == 0.0 and game.hit[1] == 0.0 and game.uniform[1] == 0.0
+    assert np.isnan(game.energy[2]) and game.hit[2] == 1.0
+    ties = pointing_game(np.array([[[2.0, 2.0], [2.0, 1.0]]]), np.array([[[True, False], [False, False]]]))
+    np.testing.assert_allclose(ties.hit, [1 / 3])  # one of the three tied maxima lies on the mask
+    summary = game.summary()
+    assert summary["undefined"] == 2 and summary["images"] == 3 and summary["energy"] == 0.0
+    assert np.isclose(summary["hit_rate"], 0.5) and np.isclose(summary["uniform"], 0.25)
+
+
+def test_pointing_game_refuses_masks_that_are_not_binary_and_mismatched_shapes():
+    maps = np.ones((1, 3, 3))
+    with pytest.raises(ValueError, match="masks must be bool or 0/1"):
+        pointing_game(maps, np.full((1, 3, 3), 2))  # e.g. raw trimap codes 1/2/3
+    with pytest.raises(ValueError, match=r"maps and masks must both be \(N, H, W\)"):
+        pointing_game(maps, np.ones((1, 3, 4), bool))
+    with pytest.raises(ValueError, match="NaN"):
+        pointing_game(np.full((1, 3, 3), np.nan), np.ones((1, 3, 3), bool))
 
 
 # ----------------------------------------------------------------------------- Spearman

@@ -10,6 +10,7 @@
     SmoothGrad: sigma = 0 gives exactly the plain gradient
     Occlusion:  1x1 patch, stride 1, on a linear model == sum_c grad_c * (x_c - baseline)
     Saliency:   the per-image gradient of a batch matches central differences of each image's logit
+    Course's saliency: d CE_t / d x == sum_k (softmax_k - [k = t]) d y_k / d x, per image
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from hypothesis import strategies as st
 import minidl
 import minidl.functional as F
 from minidl import Tensor, nn
-from minidl.explain import (class_activation_map, grad_cam, grad_cam_plus_plus, gradient_x_input,
-                            integrated_gradients, logit_gradient, normalize, occlusion, reduce_channels, saliency,
-                            smooth_grad, upsample)
+from minidl.explain import (class_activation_map, cross_entropy_saliency, grad_cam, grad_cam_plus_plus,
+                            gradient_x_input, integrated_gradients, logit_gradient, normalize, occlusion,
+                            reduce_channels, saliency, smooth_grad, upsample)
 from minidl.explain.gradients import logits_of
 from minidl.random import manual_seed
 from models.classifier import CAMClassifier
@@ -214,6 +215,22 @@ def test_saliency_is_each_images_own_gradient():
         np.testing.assert_allclose(raw[n], numeric, rtol=1e-6, atol=1e-8)
     np.testing.assert_array_equal(saliency(model, x, target), np.abs(raw).max(axis=1))
     np.testing.assert_array_equal(reduce_channels(raw, "sum"), raw.sum(axis=1))
+
+
+@SETTINGS
+@given(shape=image_shapes, num_classes=st.integers(2, 4), seed=st.integers(0, 2 ** 16))
+def test_cross_entropy_saliency_is_the_softmax_weighted_sum_of_logit_gradients(shape, num_classes, seed):
+    model = cam_model(shape[1], num_classes, seed)
+    x = images(seed, *shape)
+    target = np.random.default_rng(seed).integers(0, num_classes, len(x))
+    before = x.copy()
+    raw = cross_entropy_saliency(model, x, target, channel_reduction=None)
+    logits = logits_of(model, x)
+    weights = F.softmax(Tensor(logits), dim=1).data - np.eye(num_classes)[target]  # dCE/dy, (N, K)
+    expected = sum(weights[:, k, None, None, None] * logit_gradient(model, x, k)[2] for k in range(num_classes))
+    np.testing.assert_allclose(raw, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(cross_entropy_saliency(model, x, target), np.abs(raw).sum(axis=1))
+    np.testing.assert_array_equal(x, before)
 
 
 # ----------------------------------------------------------------------------- occlusion

@@ -60,6 +60,55 @@ def test_gradients_of_a_whole_tiny_unet_float64():
     check_gradients(model, [np.random.default_rng(3).standard_normal((2, 1, 4, 6))])
 
 
+def course_parameters(in_channels: int = 3, num_classes: int = 3, base: int = 64, depth: int = 4) -> int:
+    """Closed form: a conv2d_block (c_in -> c) without batch norm has 9 c_in c + c + 9 c c + c parameters,
+    an up-conv (2c -> c, 3x3) 9 (2c) c + c, the 1x1 classifier base * classes + classes."""
+    def block(c_in, c):
+        return 9 * c_in * c + c + 9 * c * c + c
+
+    widths = [base * 2 ** i for i in range(depth)]
+    encoder = sum(block(c_in, c) for c_in, c in zip([in_channels, *widths[:-1]], widths))
+    decoder = sum(9 * 2 * c * c + c + block(2 * c, c) for c in widths)
+    return encoder + block(widths[-1], 2 * widths[-1]) + decoder + base * num_classes + num_classes
+
+
+def test_course_unet_is_the_course_network():
+    model = UNet.course(generator=np.random.default_rng(0))
+    parameters = sum(p.size for p in model.parameters())
+    assert parameters == course_parameters() == 34_513_475  # the total of the course's model.summary()
+    assert sum(p.size for p in UNet.course(1, 2).parameters()) == course_parameters(1, 2)
+    assert not any(isinstance(m, minidl.nn.BatchNorm2d) for m in model.modules())
+    ups = [m for m in model.modules() if isinstance(m, minidl.nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in ups] == [
+        (2 * c, c, (3, 3), (2, 2)) for c in (512, 256, 128, 64)]
+    assert model.bottleneck[0].weight.shape == (1024, 512, 3, 3)
+    assert model.output_size(128) == 128
+    model.eval()
+    with minidl.no_grad():
+        assert model(rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_course_unet_uses_keras_initialisers():
+    model = UNet.course(generator=np.random.default_rng(0))
+    for module in model.modules():
+        if isinstance(module, (minidl.nn.Conv2d, minidl.nn.ConvTranspose2d)):
+            assert not module.bias.data.any()
+    he_normal = model.bottleneck[0].weight.data  # 4.7 M draws of truncated N(0, s^2), variance 2 / fan_in
+    fan_in = 512 * 9
+    assert np.isclose(he_normal.std(), np.sqrt(2 / fan_in), rtol=0.01)
+    assert np.abs(he_normal).max() <= 2 * np.sqrt(2 / fan_in) / 0.87962566103423978
+    assert np.abs(he_normal).max() > 1.99 * np.sqrt(2 / fan_in) / 0.87962566103423978
+    glorot = model.decoder.blocks[0].up.weight.data  # (1024, 512, 3, 3): b = sqrt(6 / (fan_in + fan_out))
+    bound = np.sqrt(6 / (9 * 512 + 9 * 1024))
+    assert np.abs(glorot).max() <= bound and np.isclose(glorot.std(), bound / np.sqrt(3), rtol=0.01)
+
+
+def test_gradients_of_a_tiny_course_style_unet_float64():
+    minidl.manual_seed(0)
+    model = UNet(1, 3, base_channels=1, depth=2, dropout=0.0, batch_norm=False, up_kernel_size=3).double()
+    check_gradients(model, [np.random.default_rng(4).standard_normal((2, 1, 4, 8))])
+
+
 def test_conv_flops_counts_every_multiply_add():
     model = UNet(1, 2, base_channels=1, depth=1)
     # 4x4 input: conv 1->1 (x2) at 4x4, bottleneck 1->2, 2->2 at 2x2, up-conv 2->1 (k 2) from 2x2,

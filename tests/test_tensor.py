@@ -146,8 +146,8 @@ def test_upstream_grad_and_inputs_are_not_mutated():
 
 
 def test_every_grad_has_memory_of_its_own():
-    """Leaves take fresh gradients as they are (no copy) but copy any that is passed through: add hands
-    g itself to both inputs, reshape a view of it, and a retained non-leaf keeps g as its .grad."""
+    """Every .grad is an array of its own, although add hands g itself to both inputs, reshape a view
+    of it, and a retained non-leaf would keep g as its .grad."""
     a, b, c = leaf(seed=1), leaf(seed=2), leaf(seed=3)
     h = (a + b).retain_grad()
     g = np.random.default_rng(4).standard_normal((2, 3))

@@ -5,10 +5,11 @@ to plain NumPy maps; none of them changes the model.
 
     cam.py                    class activation map: CAM_c = sum_k w_ck A_k (conv -> GAP -> linear nets)
     gradcam.py                Grad-CAM, Grad-CAM++: feature maps weighted by the logit's gradient, any layer
-    saliency.py               saliency |d y / d x|, gradient x input, SmoothGrad
+    saliency.py               saliency |d y / d x|, the course's |d CE / d x|, gradient x input, SmoothGrad
     integrated_gradients.py   Integrated Gradients with its completeness error
     occlusion.py              the logit drop when a patch is hidden
-    evaluation.py             deletion / insertion curves and AUC; model-randomisation sanity check
+    evaluation.py             pointing game against an object mask; deletion / insertion curves and AUC;
+                              model-randomisation sanity check
     maps.py                   channel reduction, bilinear upsampling, [0, 1] normalisation
     gradients.py              the shared primitive: d logit_target / d input (or / d feature maps)
 
@@ -17,18 +18,19 @@ is random), so one image's explanation would depend on the others.
 """
 
 from .cam import class_activation_map
-from .evaluation import (PerturbationCurve, RandomizationResult, deletion_curve, gaussian_blur, insertion_curve,
-                         model_randomization, perturbation_curve, spearman)
+from .evaluation import (PerturbationCurve, PointingGame, RandomizationResult, deletion_curve, gaussian_blur,
+                         insertion_curve, model_randomization, perturbation_curve, pointing_game, spearman)
 from .gradcam import grad_cam, grad_cam_plus_plus
 from .gradients import logit_gradient
 from .integrated_gradients import IntegratedGradients, integrated_gradients
 from .maps import normalize, reduce_channels, upsample
 from .occlusion import occlusion
-from .saliency import gradient_x_input, saliency, smooth_grad
+from .saliency import cross_entropy_saliency, gradient_x_input, saliency, smooth_grad
 
 __all__ = [
-    "class_activation_map", "grad_cam", "grad_cam_plus_plus", "saliency", "gradient_x_input", "smooth_grad",
-    "integrated_gradients", "IntegratedGradients", "occlusion", "deletion_curve", "insertion_curve",
-    "perturbation_curve", "PerturbationCurve", "gaussian_blur", "model_randomization", "RandomizationResult",
-    "spearman", "logit_gradient", "reduce_channels", "upsample", "normalize",
+    "class_activation_map", "grad_cam", "grad_cam_plus_plus", "saliency", "cross_entropy_saliency",
+    "gradient_x_input", "smooth_grad", "integrated_gradients", "IntegratedGradients", "occlusion",
+    "deletion_curve", "insertion_curve", "perturbation_curve", "PerturbationCurve", "pointing_game", "PointingGame",
+    "gaussian_blur", "model_randomization", "RandomizationResult", "spearman", "logit_gradient", "reduce_channels",
+    "upsample", "normalize",
 ]

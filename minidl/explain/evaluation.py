@@ -1,4 +1,16 @@
-"""Does an explanation mean anything? Perturbation curves and the model-randomisation sanity check.
+"""Does an explanation mean anything? Pointing game, perturbation curves, model-randomisation check.
+
+Pointing game against a ground-truth mask (here: the pet in an Oxford-IIIT Pet photo). With a map
+M (H, W), its positive part M+ = max(M, 0) and a binary mask G of the object:
+
+    energy   E = sum(M+ * G) / sum(M+)          share of the map's positive mass on the object
+                                                (Wang et al., Score-CAM, 2020: "energy-based pointing game")
+    hit      h = mean of G over argmax M        is the map's maximum on the object (Zhang et al.,
+                                                "Top-down neural attention by excitation backprop", 2016);
+                                                tied maxima share the hit, so it is the chance a random
+                                                tie-break lands on the object
+    uniform  a = mean(G)                        the area share: E and h of a constant map, the baseline
+                                                a map has to beat to show it knows where the object is
 
 Deletion and insertion (Petsiuk et al., RISE, 2018). Rank the pixels by the map, most important
 first, and move them k at a time from a *source* image to a *destination* image, recording the
@@ -28,6 +40,51 @@ from .. import functional as F
 from ..nn import init
 from ..tensor import Tensor
 from .gradients import as_array, logits_of, resolve_target
+
+
+# ----------------------------------------------------------------------------- pointing game
+@dataclass
+class PointingGame:
+    """Per image (N,): ``energy`` (NaN for a map without positive mass), ``hit`` and ``uniform`` (area share)."""
+
+    energy: np.ndarray
+    hit: np.ndarray
+    uniform: np.ndarray
+
+    def summary(self) -> dict:
+        """Means over the images; "energy" over the maps that have positive mass ("undefined" counts the others)."""
+        defined = ~np.isnan(self.energy)
+        return {"energy": float(self.energy[defined].mean()) if defined.any() else float("nan"),
+                "hit_rate": float(self.hit.mean()), "uniform": float(self.uniform.mean()),
+                "undefined": int((~defined).sum()), "images": len(self.hit)}
+
+
+def pointing_game(maps, masks) -> PointingGame:
+    """Energy-based pointing game and hit of explanation ``maps`` against object ``masks``.
+
+    maps: (N, H, W) finite, any sign (only the positive part counts as evidence for the class);
+    masks: (N, H, W) bool, or numbers that are all 0 or 1 (1 = object).
+    An all-zero (or all-negative) map points nowhere: its energy is NaN, and its hit is the area share
+    (every pixel ties for the maximum). An empty mask gives energy 0, hit 0 and uniform 0.
+    """
+    maps, masks = as_array(maps), np.asarray(masks)
+    if maps.ndim != 3 or masks.shape != maps.shape:
+        raise ValueError(f"pointing_game: maps and masks must both be (N, H, W), got {maps.shape} and {masks.shape}")
+    if masks.dtype != bool:
+        if not np.isin(masks, (0, 1)).all():
+            raise ValueError(f"pointing_game: masks must be bool or 0/1, got values {np.unique(masks)[:10]}")
+        masks = masks.astype(bool)
+    if not np.isfinite(maps).all():
+        raise ValueError("pointing_game: maps contain NaN or infinity")
+    n = len(maps)
+    maps, masks = maps.reshape(n, -1).astype(np.float64), masks.reshape(n, -1)
+    positive = np.maximum(maps, 0)
+    mass = positive.sum(axis=1)
+    inside = (positive * masks).sum(axis=1)
+    energy = np.where(mass > 0, inside / np.where(mass > 0, mass, 1), np.nan)
+    at_max = maps == maps.max(axis=1, keepdims=True)
+    hit = (at_max & masks).sum(axis=1) / at_max.sum(axis=1)
+    return PointingGame(energy, hit, masks.mean(axis=1))
 
 
 # ----------------------------------------------------------------------------- perturbation curves

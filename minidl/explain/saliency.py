@@ -9,13 +9,24 @@ With y = logit of the target class and grad = d y / d x (same shape as the image
 
 SmoothGrad averages away the high-frequency jitter of a ReLU network's gradient; with
 sigma = 0 it is the plain gradient.
+
+The DeepLearning.AI course "Advanced Computer Vision with TensorFlow" (week 4, saliency on cats vs
+dogs) differentiates the *loss* instead of a logit: the cross-entropy CE = -log softmax(y)[t] of the
+true class t, whose gradient dCE/dy = softmax(y) - onehot(t) gives
+
+    dCE/dx = sum_k (p_k - [k = t]) dy_k/dx        two classes: -(1 - p_t) d(y_t - y_other)/dx
+
+i.e. the gradient of the logit *difference*, scaled by how far p_t is from 1 (a scale the course's
+min-max normalisation removes again), reduced over channels by sum_c |.|.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .gradients import as_array, logit_gradient, logits_of, resolve_target
+from .. import functional as F
+from ..tensor import Tensor
+from .gradients import as_array, check_eval_mode, logit_gradient, logits_of, resolve_target
 from .maps import reduce_channels
 
 
@@ -27,6 +38,22 @@ def saliency(model, x, target=None, channel_reduction: str | None = "max_abs") -
     """
     _, _, grad = logit_gradient(model, x, target)
     return reduce_channels(grad, channel_reduction)
+
+
+def cross_entropy_saliency(model, x, target=None, channel_reduction: str | None = "sum_abs") -> np.ndarray:
+    """The course's saliency ``sum_c |d CE(y, target) / d x_c|``: ``(N, H, W)`` (module docstring).
+
+    target: the class whose cross-entropy is differentiated, the true label in the course (None: the
+    predicted class);  channel_reduction as in ``saliency`` ("sum_abs" is the course's).
+    An image the model gets right with p_t = 1 in floating point has dCE/dx = 0: an all-zero map.
+    """
+    check_eval_mode(model)
+    x = Tensor(np.array(as_array(x)), requires_grad=True)  # a private copy: the caller's array is never touched
+    logits = model(x)
+    target = resolve_target(logits.data, target)
+    # summed over the batch: image n's loss depends only on image n, so x.grad[n] is its own gradient
+    F.cross_entropy(logits, target, reduction="sum").backward()
+    return reduce_channels(x.grad, channel_reduction)
 
 
 def gradient_x_input(model, x, target=None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Softmax and log-softmax along a dim, computed stably by subtracting the maximum first."""
+"""Activation functions: ReLU, sigmoid and tanh elementwise; softmax and log-softmax along a dim
+(computed stably by subtracting the maximum first)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,43 @@ import numpy as np
 
 from ..tensor import Function, Tensor
 from .arguments import normalize_dim
+from .elementwise import Unary
+
+
+class ReLU(Unary):
+    """y = max(x, 0);  dL/dx = g * [x > 0]"""
+    f = staticmethod(lambda x: np.maximum(x, 0))
+    derivative = staticmethod(lambda x, y: x > 0)
+
+
+class Sigmoid(Unary):
+    """y = 1 / (1 + exp(-x));  dL/dx = g * y * (1 - y)"""
+
+    @staticmethod
+    def f(x):
+        # exp of a non-positive number only: no overflow for large |x|
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    derivative = staticmethod(lambda x, y: y * (1 - y))
+
+
+class Tanh(Unary):
+    """y = tanh(x);  dL/dx = g * (1 - y^2)"""
+    f = staticmethod(np.tanh)
+    derivative = staticmethod(lambda x, y: 1 - y * y)
+
+
+def relu(x) -> Tensor:
+    return ReLU.apply(x)
+
+
+def sigmoid(x) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def tanh(x) -> Tensor:
+    return Tanh.apply(x)
 
 
 def _log_softmax(x: np.ndarray, dim: int) -> np.ndarray:

@@ -133,7 +133,7 @@ def pow(a, b) -> Tensor:
 
 
 class Unary(Function):
-    """Base for y = f(x) with dL/dx = g * f'(x): subclasses give ``f`` and ``derivative``."""
+    """Base for y = f(x) with dL/dx = g * f'(x): subclasses give ``f(x)`` and ``derivative(x, y)`` = f'(x)."""
 
     def forward(self, x):
         self.x = x
@@ -147,9 +147,7 @@ class Unary(Function):
 class Neg(Unary):
     """y = -x;  dL/dx = -g"""
     f = staticmethod(np.negative)
-
-    def backward(self, g):
-        return -g
+    derivative = staticmethod(lambda x, y: -1)
 
 
 class Exp(Unary):
@@ -161,47 +159,19 @@ class Exp(Unary):
 class Log(Unary):
     """y = log(x);  dL/dx = g / x"""
     f = staticmethod(np.log)
-
-    def backward(self, g):
-        return g / self.x
+    derivative = staticmethod(lambda x, y: 1 / x)
 
 
 class Sqrt(Unary):
     """y = sqrt(x);  dL/dx = g / (2 y)"""
     f = staticmethod(np.sqrt)
-
-    def backward(self, g):
-        return g / (2 * self.y)
+    derivative = staticmethod(lambda x, y: 0.5 / y)
 
 
 class Abs(Unary):
     """y = |x|;  dL/dx = g * sign(x)  (0 at x = 0, as PyTorch)"""
     f = staticmethod(np.abs)
     derivative = staticmethod(lambda x, y: np.sign(x))
-
-
-class ReLU(Unary):
-    """y = max(x, 0);  dL/dx = g * [x > 0]"""
-    f = staticmethod(lambda x: np.maximum(x, 0))
-    derivative = staticmethod(lambda x, y: x > 0)
-
-
-class Sigmoid(Unary):
-    """y = 1 / (1 + exp(-x));  dL/dx = g * y * (1 - y)"""
-
-    @staticmethod
-    def f(x):
-        # exp of a non-positive number only: no overflow for large |x|
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-    derivative = staticmethod(lambda x, y: y * (1 - y))
-
-
-class Tanh(Unary):
-    """y = tanh(x);  dL/dx = g * (1 - y^2)"""
-    f = staticmethod(np.tanh)
-    derivative = staticmethod(lambda x, y: 1 - y * y)
 
 
 def neg(x) -> Tensor:
@@ -222,18 +192,6 @@ def sqrt(x) -> Tensor:
 
 def abs(x) -> Tensor:
     return Abs.apply(x)
-
-
-def relu(x) -> Tensor:
-    return ReLU.apply(x)
-
-
-def sigmoid(x) -> Tensor:
-    return Sigmoid.apply(x)
-
-
-def tanh(x) -> Tensor:
-    return Tanh.apply(x)
 
 
 class Cast(Function):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor
 from .activation import log_softmax, softmax
-from .elementwise import Sigmoid
+from .activation import Sigmoid
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -14,12 +14,17 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..io import atomic_write
 
 CONFIDENT, UNSURE = "tab:green", "tab:red"
 HEATMAP = "jet"
+# the DeepLearning.AI course's styles: CAM in Greens (confident) / Reds over the image, saliency in HOT
+SEED_CAM_COLORMAPS = {True: "Greens", False: "Reds"}
+COURSE_SALIENCY_COLORMAP = "hot"
+CAM_STYLES = ("jet", "seed")
 
 
 def _save(figure: Figure, path) -> Path:
@@ -42,6 +47,30 @@ def overlay(axes, image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) ->
     axes.imshow(heatmap, cmap=HEATMAP, alpha=alpha)
 
 
+def course_blend(image: np.ndarray, map_uint8: np.ndarray, colormap: str = COURSE_SALIENCY_COLORMAP,
+                 weight: float = 0.5) -> np.ndarray:
+    """The course's overlay ``(1 - weight) * image + weight * colormap(map / 255)``: (H, W, 3) in [0, 1].
+
+    image: (C, H, W) in [0, 1];  map_uint8: (H, W) uint8 (the course's min-max scaled 0..255 map);
+    weight 0.5 and "hot" are the course's cv2.addWeighted(img, 0.5, applyColorMap(map, HOT), 0.5, 0)
+    (matplotlib's "hot" starts at a 4 % red where OpenCV's starts at black; the ramps are alike).
+    """
+    if map_uint8.dtype != np.uint8 or map_uint8.shape != image.shape[1:]:
+        raise ValueError(f"course_blend: map must be uint8 of the image's size {image.shape[1:]}, "
+                         f"got {map_uint8.dtype} {map_uint8.shape}")
+    pixels = np.clip(image.transpose(1, 2, 0), 0, 1)
+    pixels = np.repeat(pixels, 3 // pixels.shape[2], axis=2)
+    colours = colormaps[colormap](map_uint8.astype(np.float64) / 255)[..., :3]
+    return (1 - weight) * pixels + weight * colours
+
+
+def seed_cam_overlay(axes, image: np.ndarray, cam: np.ndarray, confident: bool, alpha: float = 0.5) -> None:
+    """The course's CAM figure: the CAM itself in Greens (confident) or Reds at ``alpha`` over the image;
+    the darker the colour, the larger the CAM."""
+    _show_image(axes, image)
+    axes.imshow(cam, cmap=SEED_CAM_COLORMAPS[bool(confident)], alpha=alpha)
+
+
 def confidence_title(axes, label: str, confidence: float, threshold: float = 0.9) -> None:
     """Title "label 97.3%", green when confidence >= threshold, red otherwise."""
     axes.set_title(f"{label} {100 * confidence:.1f}%", fontsize=9,
@@ -49,16 +78,25 @@ def confidence_title(axes, label: str, confidence: float, threshold: float = 0.9
 
 
 def plot_cam_grid(images, maps, labels: Sequence[str], confidences, path, threshold: float = 0.9,
-                  columns: int = 6, title: str | None = None) -> Path:
+                  columns: int = 6, title: str | None = None, style: str = "jet") -> Path:
     """A grid of images with their CAM overlaid; each title is the predicted label and confidence,
-    green at or above ``threshold``, red below.  images: (N, C, H, W);  maps: (N, H, W)."""
+    green at or above ``threshold``, red below.  images: (N, C, H, W);  maps: (N, H, W).
+
+    style "jet": the CAM in jet over the image (red = high);  "seed": the DeepLearning.AI course's
+    figure, the CAM in green (confident) or red shades over the image, darker = higher.
+    """
+    if style not in CAM_STYLES:
+        raise ValueError(f"plot_cam_grid: style must be one of {CAM_STYLES}, got {style!r}")
     rows = -(-len(images) // columns)
     figure = Figure(figsize=(2.0 * columns, 2.2 * rows + 0.4), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     for k, axes in enumerate(grid.flat):
         axes.set_axis_off()
         if k < len(images):
-            overlay(axes, images[k], maps[k])
+            if style == "seed":
+                seed_cam_overlay(axes, images[k], maps[k], confidences[k] >= threshold)
+            else:
+                overlay(axes, images[k], maps[k])
             confidence_title(axes, labels[k], confidences[k], threshold)
     if title:
         figure.suptitle(title)
@@ -66,10 +104,12 @@ def plot_cam_grid(images, maps, labels: Sequence[str], confidences, path, thresh
 
 
 def plot_attribution_table(images, columns: Mapping[str, np.ndarray], labels: Sequence[str], confidences, path,
-                           overlaid: Collection[str] = (), threshold: float = 0.9, title: str | None = None) -> Path:
+                           overlaid: Collection[str] = (), threshold: float = 0.9, title: str | None = None,
+                           course_blended: Collection[str] = ()) -> Path:
     """One row per image: the image (titled with prediction and confidence), then one map per column.
 
-    columns: name -> maps (N, H, W); names in ``overlaid`` are blended onto the image, the others
+    columns: name -> maps (N, H, W); names in ``overlaid`` are drawn in jet over the image, names in
+    ``course_blended`` (uint8 maps) as the course's 50/50 HOT blend (``course_blend``), the others
     drawn alone (bright = important), as saliency maps usually are.
     """
     figure = Figure(figsize=(2.2 * (len(columns) + 1), 2.3 * len(images) + 0.4), layout="constrained")
@@ -80,6 +120,9 @@ def plot_attribution_table(images, columns: Mapping[str, np.ndarray], labels: Se
         for axes, (name, maps) in zip(row[1:], columns.items()):
             if name in overlaid:
                 overlay(axes, images[n], maps[n])
+            elif name in course_blended:
+                axes.imshow(course_blend(images[n], maps[n]))
+                axes.set_axis_off()
             else:
                 axes.imshow(maps[n], cmap="inferno")
                 axes.set_axis_off()
