@@ -1,10 +1,11 @@
-"""Train UNet, SegNet, FCN-32s, FCN-16s and FCN-8s on the same pets, epochs and seed, and compare them.
+"""Train UNet, SegNet, FCN-32s, FCN-16s and FCN-8s on the same pets and seed, each with its recipe, and compare them.
 
     python examples/compare_segmenters.py                  # bundled 64x64 sample
     python examples/compare_segmenters.py --epochs 20 --models unet fcn8s
 
-Each model trains exactly as ``segment_pets.py`` trains one (same data, loss, optimiser, seed) in its
-own sub-folder of ``--out``. Then the comparison is written to ``--out``: ``comparison.md`` (a table
+Each model trains exactly as ``segment_pets.py`` trains one (same data and validation split, loss,
+optimiser, seed, and the model's recipe from ``segment_pets.RECIPES`` unless flags override it) in its
+own sub-folder of ``--out``; the test split is evaluated once per model, after its training. Then the comparison is written to ``--out``: ``comparison.md`` (a table
 of parameters, GFLOP per image, seconds per epoch, test pixel accuracy, mean IoU and pet Dice),
 ``comparison.json`` (the same numbers) and ``predictions.png`` (every model's mask for the same test
 images, with the per-image pet IoU under each).
@@ -17,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 # segment_pets (next to this file) also puts the repository on sys.path for minidl and models.
-from segment_pets import (class_names, load_splits, pet_iou_captions, predict, segmentation_scores, shown_indices,
-                          train_segmenter, training_options)
+from segment_pets import (EVAL_BATCH_SIZE, class_names, load_splits, pet_iou_captions, predict, recipe,
+                          recipe_record, segmentation_scores, shown_indices, train_segmenter, training_options)
 
 from minidl.io import atomic_write, save_json
 from minidl.viz.segmentation import plot_segmentations
@@ -39,7 +40,8 @@ def markdown_table(rows: list[dict], baseline: dict, setup: str) -> str:
     lines.append(f"| all background (baseline) | 0 | 0 | - | {baseline['pixel_accuracy']:.3f} | "
                  f"{baseline['mean_iou']:.3f} | {baseline['dice']:.3f} |")
     lines += ["", "GFLOP/image: floating-point operations (2 per multiply-add) of the convolutions in one forward "
-              "pass. s/epoch: wall time of one training epoch plus the test evaluation after it. Pet Dice: "
+              "pass. s/epoch: median wall time of an epoch (training, and the validation split every few epochs). "
+              "Pet Dice: "
               "2 |pred AND true| / (|pred| + |true|) over the pet pixels of all test images."]
     return "\n".join(lines) + "\n"
 
@@ -51,26 +53,28 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     chosen = args.models
     out = Path(args.out)
-    train, test = load_splits(args)
+    train, val, test = load_splits(args)
     classes = class_names(args)
-    print(f"comparing {', '.join(chosen)}: {len(train)} trainval and {len(test)} test images at "
-          f"{args.size}x{args.size}, {args.epochs} epochs each -> {out}")
+    print(f"comparing {', '.join(chosen)}: {len(train)} train, {len(val)} validation and {len(test)} test "
+          f"images at {args.size}x{args.size}, each with its recipe -> {out}")
 
     rows, predictions = [], {}
     for name in chosen:
         print(f"--- {name}")
-        model, history = train_segmenter(name, train, test, args, out / name)
-        predictions[name] = predict(model, test.images, args.batch_size)
+        model, history = train_segmenter(name, train, val, args, out / name)
+        predictions[name] = predict(model, test.images, EVAL_BATCH_SIZE)
         scores = segmentation_scores(predictions[name], test.targets, len(classes))
         rows.append({"model": name, "parameters": int(sum(p.size for p in model.parameters())),
                      "gflop_per_image": model.conv_flops(args.size, args.size) / 1e9,
-                     "seconds_per_epoch": float(np.mean(history["seconds"])),
+                     "seconds_per_epoch": float(np.median(history["seconds"])),
+                     "recipe": recipe_record(args, name, train, val),
                      **{f"test_{key}": value for key, value in scores.items()}})
     baseline = segmentation_scores(np.zeros_like(test.targets), test.targets, len(classes))
 
-    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
-    setup = (f"{len(train)} trainval / {len(test)} test images at {args.size}x{args.size}, {epochs}, "
-             f"batch {args.batch_size}, Adam lr {args.lr}, base channels {args.base_channels}, seed {args.seed}")
+    recipes = "; ".join(f"{name} {settings['epochs']} epochs, batch {settings['batch_size']}, lr {settings['lr']}"
+                        for name, settings in ((name, recipe(args, name)) for name in chosen))
+    setup = (f"{len(train)} train / {len(val)} validation / {len(test)} test images at {args.size}x{args.size}, "
+             f"Adam with cosine decay: {recipes}; base channels {args.base_channels}, seed {args.seed}")
     table = markdown_table(rows, baseline, setup)
     atomic_write(out / "comparison.md", lambda file: file.write(table.encode("utf-8")))
     save_json(out / "comparison.json", {"setup": setup, "models": rows, "baseline_all_background": baseline})
@@ -80,7 +84,7 @@ def main(argv=None) -> list[dict]:
                        out / "predictions.png", class_names=classes,
                        captions={name: pet_iou_captions(masks[shown], test.targets[shown], len(classes))
                                  for name, masks in predictions.items()},
-                       title=f"Test images, every model after {epochs}")
+                       title="Test images, every model after its training")
     print(table)
     for name in ("comparison.md", "comparison.json", "predictions.png"):
         print(f"wrote {out / name}")

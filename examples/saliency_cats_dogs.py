@@ -9,14 +9,24 @@ with the predicted species and confidence, green >= 90 %, red below), the salien
 max_c |d y / d x_c| (Simonyan et al.), SmoothGrad (the gradient averaged over noisy copies) and
 Grad-CAM on the last conv block.
 
-Are the maps any good? Deletion (pixels replaced by 0, most important first: the cat
-probability should fall fast, low AUC is good) and insertion (pixels pasted onto a blurred copy:
-it should rise fast, high AUC is good) against a random map; and the model-randomisation sanity
-check (Adebayo et al.): maps of a model whose layers are re-initialised should no longer
-resemble the trained model's.
+saliency_course.png shows the saliency of the DeepLearning.AI course "Advanced Computer Vision with
+TensorFlow" beside ours, both over the photo: the course differentiates the cross-entropy of the
+*true* class, sums |.| over the colour channels, min-max scales to 0..255 and blends a HOT colour
+map 50/50 with the photo; ours differentiates the predicted class's logit and takes max |.|.
 
-The --out folder receives saliency.png, perturbation_curves.png, sanity_check.png, curves.png,
-checkpoint.npz and metrics.json (test accuracy, AUCs per method, correlations after randomisation).
+Are the maps any good? Eight explanations (saliency, the course's saliency, SmoothGrad,
+gradient x input, Integrated Gradients, Grad-CAM, CAM, occlusion) and a random map are scored
+three ways. Against the pet masks (the trimaps' pet and border): the energy-based pointing game
+(share of the map's positive mass on the pet) and the hit rate (is its maximum on the pet),
+against a uniform map, which scores the pet's area share. Deletion (pixels replaced by 0, most
+important first: the probability should fall fast, low AUC is good) and insertion (pixels pasted
+onto a blurred copy: it should rise fast, high AUC is good). And the model-randomisation sanity
+check (Adebayo et al.): maps of a model whose layers are re-initialised should no longer resemble
+the trained model's.
+
+The --out folder receives saliency.png, saliency_course.png, perturbation_curves.png,
+sanity_check_*.png, curves.png, checkpoint.npz and metrics.json (test accuracy, pointing game and
+AUCs per method, correlations after randomisation).
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 from minidl import optim  # noqa: E402
 from minidl.data import DataLoader, OxfordPets, RandomHorizontalFlip  # noqa: E402
-from minidl.explain import (deletion_curve, grad_cam, insertion_curve, model_randomization,  # noqa: E402
-                            reduce_channels, saliency, smooth_grad)
+from minidl.explain import (class_activation_map, cross_entropy_saliency, deletion_curve, grad_cam,  # noqa: E402
+                            gradient_x_input, insertion_curve, integrated_gradients, model_randomization, normalize,
+                            occlusion, pointing_game, reduce_channels, saliency, smooth_grad)
 from minidl.explain.gradients import logits_of  # noqa: E402
 from minidl.io import save_json, settings_for_json  # noqa: E402
 from minidl.metrics import accuracy  # noqa: E402
@@ -59,7 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="initial learning rate of Adam, annealed to 0 by a cosine schedule")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, flips, noise")
     parser.add_argument("--show", type=int, default=6, help="test photos in saliency.png (half cats, half dogs)")
-    parser.add_argument("--evaluate", type=int, default=48, help="test photos for deletion/insertion curves")
+    parser.add_argument("--evaluate", type=int, default=48,
+                        help="test photos for the pointing game and the deletion/insertion curves")
     parser.add_argument("--steps", type=int, default=32, help="points on the deletion/insertion curves")
     parser.add_argument("--smoothgrad-samples", type=int, default=25, help="noisy copies per SmoothGrad map")
     parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad sigma as a fraction of the image range")
@@ -68,15 +80,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def course_saliency(model, images, truth) -> np.ndarray:
+    """The course's saliency map: sum_c |d CE(true class) / d x_c|, min-max scaled to 0..255, uint8."""
+    return (255 * normalize(cross_entropy_saliency(model, images, truth))).astype(np.uint8)
+
+
 def explanation_methods(model, args) -> dict:
-    """name -> function(images, target) -> maps (N, H, W); the random map is the baseline to beat."""
+    """name -> function(images, predicted class, true class) -> maps (N, H, W), positive = for the class.
+
+    Every method explains the predicted class but the course's saliency, which explains the true one
+    as the course does. Signed attributions (gradient x input, IG) are summed over channels; the random
+    map is the baseline to beat.
+    """
     rng = np.random.default_rng(args.seed)
     return {
-        "saliency": lambda x, t: saliency(model, x, t),
-        "SmoothGrad": lambda x, t: reduce_channels(
+        "saliency": lambda x, t, _: saliency(model, x, t),
+        "saliency (course)": lambda x, _, truth: course_saliency(model, x, truth),
+        "SmoothGrad": lambda x, t, _: reduce_channels(
             smooth_grad(model, x, t, n_samples=args.smoothgrad_samples, noise_level=args.noise, seed=args.seed)),
-        "Grad-CAM": lambda x, t: grad_cam(model.features, model.head, x, t),
-        "random": lambda x, t: rng.random((len(x), *x.shape[2:])).astype(x.dtype),
+        "gradient x input": lambda x, t, _: reduce_channels(gradient_x_input(model, x, t), "sum"),
+        "Integrated Gradients": lambda x, t, _: reduce_channels(integrated_gradients(model, x, t).attributions, "sum"),
+        "Grad-CAM": lambda x, t, _: grad_cam(model.features, model.head, x, t),
+        "CAM": lambda x, t, _: class_activation_map(model.features, model.linear, x, t),
+        "occlusion": lambda x, t, _: occlusion(model, x, t, patch=max(1, args.size // 8),
+                                               stride=max(1, args.size // 16)),
+        "random": lambda x, t, _: rng.random((len(x), *x.shape[2:])).astype(x.dtype),
     }
 
 
@@ -119,25 +147,33 @@ def main(argv=None) -> dict:
     shown, truth = test_set.images[chosen], test_set.targets[chosen]
     probabilities = F.softmax(minidl.Tensor(logits_of(model, shown)), dim=1).data
     predicted = probabilities.argmax(axis=1)
-    columns = {name: method(shown, predicted) for name, method in methods.items() if name != "random"}
+    columns = {name: methods[name](shown, predicted, truth) for name in ("saliency", "SmoothGrad", "Grad-CAM")}
     labels = [test_set.classes[p] if p == t else f"{test_set.classes[p]} (is {test_set.classes[t]})"
               for p, t in zip(predicted, truth)]
     plot_attribution_table(shown, columns, labels,
                            probabilities[np.arange(len(shown)), predicted], args.out / "saliency.png",
                            overlaid={"Grad-CAM"}, title="Where does the cat-vs-dog classifier look?")
+    plot_attribution_table(shown, {"course: sum|dCE(true)/dx|, HOT 50/50": course_saliency(model, shown, truth),
+                                   "ours: max|d logit(pred)/dx|": columns["saliency"]},
+                           labels, probabilities[np.arange(len(shown)), predicted], args.out / "saliency_course.png",
+                           overlaid={"ours: max|d logit(pred)/dx|"},
+                           course_blended={"course: sum|dCE(true)/dx|, HOT 50/50"},
+                           title="Saliency: the course's (HOT blend) and ours (jet overlay)")
 
-    evaluated = test_set.images[:args.evaluate]
+    evaluated, evaluated_truth = test_set.images[:args.evaluate], test_set.targets[:args.evaluate]
     target = logits_of(model, evaluated).argmax(axis=1)
     curves = {"deletion": {}, "insertion": {}}
-    for name, method in tqdm(methods.items(), desc="deletion/insertion", disable=not progress):
-        maps = method(evaluated, target)
+    pointing = {}
+    for name, method in tqdm(methods.items(), desc="pointing game, deletion/insertion", disable=not progress):
+        maps = method(evaluated, target, evaluated_truth)
+        pointing[name] = pointing_game(maps, test_set.pet_masks[:args.evaluate]).summary()
         curves["deletion"][name] = deletion_curve(model, evaluated, maps, target, steps=args.steps)
         curves["insertion"][name] = insertion_curve(model, evaluated, maps, target, steps=args.steps)
     plot_perturbation_curves(curves, args.out / "perturbation_curves.png",
                              title=f"p(predicted species) as pixels move ({len(evaluated)} test photos)")
 
     sanity_images = test_set.images[:8]
-    sanity = {name: model_randomization(model, lambda _, x, t, method=methods[name]: method(x, t), sanity_images,
+    sanity = {name: model_randomization(model, lambda _, x, t, method=methods[name]: method(x, t, None), sanity_images,
                                         seed=args.seed)
               for name in ("saliency", "Grad-CAM")}
     for name, result in sanity.items():
@@ -149,6 +185,11 @@ def main(argv=None) -> dict:
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "majority_class_accuracy": majority,
+        "pointing_game": pointing,
+        "pointing_game_note": "energy: share of the map's positive mass on the pet (trimap pet or border), mean "
+                              "over the maps with positive mass ('undefined' counts the others); hit_rate: share "
+                              "of maps whose maximum lies on the pet; uniform: the pet's area share, the score "
+                              "of a constant map",
         "deletion_auc": {name: float(curve.auc.mean()) for name, curve in curves["deletion"].items()},
         "insertion_auc": {name: float(curve.auc.mean()) for name, curve in curves["insertion"].items()},
         "randomization_spearman": {name: dict(zip(result.layers, result.correlations.mean(axis=1).tolist()))
@@ -162,14 +203,19 @@ def main(argv=None) -> dict:
         "history": history.to_dict(),
     }
     save_json(args.out / METRICS_NAME, summary)
+    print(f"pointing game on {len(evaluated)} test photos (uniform map = pet area share "
+          f"{next(iter(pointing.values()))['uniform']:.3f}):")
+    for name, scores in pointing.items():
+        undefined = f" ({scores['undefined']} maps without positive mass)" if scores["undefined"] else ""
+        print(f"  {name:22s} energy {scores['energy']:.3f}  hit rate {scores['hit_rate']:.3f}{undefined}")
     for kind in ("deletion", "insertion"):
         aucs = "  ".join(f"{name} {auc:.3f}" for name, auc in summary[f"{kind}_auc"].items())
         print(f"{kind} AUC ({'lower' if kind == 'deletion' else 'higher'} is better): {aucs}")
     for name, rows in summary["randomization_spearman"].items():
         print(f"{name}: Spearman correlation with the trained model's maps after randomising all layers "
               f"{list(rows.values())[-1]:.3f}")
-    for path in ("saliency.png", "perturbation_curves.png", *(f"sanity_check_{n.lower()}.png" for n in sanity),
-                 METRICS_NAME, "curves.png", "checkpoint.npz"):
+    for path in ("saliency.png", "saliency_course.png", "perturbation_curves.png",
+                 *(f"sanity_check_{n.lower()}.png" for n in sanity), METRICS_NAME, "curves.png", "checkpoint.npz"):
         print(f"wrote {args.out / path}")
     return summary
 

@@ -48,6 +48,8 @@ class History:
     ``history["val_loss"][i]`` belongs to epoch ``history["epoch"][i]``. Columns written by ``fit``:
     ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``, ``val_<metric>`` (with a validation
     loader), ``lr`` and ``seconds`` (wall time of the epoch, the only column that is not reproducible).
+    A value not measured at an epoch (validation skipped) is NaN here and None in ``to_dict()``,
+    which is what JSON (no NaN) and the curves (no point drawn) need.
     """
 
     def __init__(self, columns: Mapping[str, Sequence] | None = None):
@@ -67,7 +69,8 @@ class History:
         return len(next(iter(self.columns.values()), []))
 
     def to_dict(self) -> dict[str, list]:
-        return {name: list(values) for name, values in self.columns.items()}
+        return {name: [None if value != value else value for value in values]  # NaN != NaN
+                for name, values in self.columns.items()}
 
 
 def _number(value):
@@ -143,13 +146,17 @@ def training_generators(loader, model=None) -> dict[str, np.random.Generator]:
 def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None,
         metrics: Mapping[str, Metric] | None = None, scheduler=None, run_dir=None,
         rngs: Mapping[str, np.random.Generator] | None = None, resume: bool = False,
-        verbose: int = 1) -> History:
+        verbose: int = 1, val_every: int = 1) -> History:
     """Train ``model`` until ``epochs`` epochs are complete; return the per-epoch ``History``.
 
     After every epoch: validate (if ``val_loader``), step the ``scheduler`` (once per epoch, like
     PyTorch's StepLR/CosineAnnealingLR), and, if ``run_dir`` is given, write into it
     ``checkpoint.npz`` (model, optimizer, scheduler, epoch, the states of the generators in ``rngs``,
     history), ``metrics.json`` (the history) and ``curves.png`` (loss and metrics, train vs val).
+
+    ``val_every=k`` validates only after every k-th epoch and after the last one (a validation pass
+    costs about a third of a training pass per image); the other epochs' ``val_*`` are NaN, and
+    ``curves.png`` (about half a second to draw) is redrawn only after a validation.
 
     ``rngs`` names every generator the run draws from after setup (shuffling, augmentation,
     dropout); their saved states are what makes a resumed run exact. The default,
@@ -167,6 +174,8 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
     epoch, 2 only the line per epoch (for log files).
     """
     run_dir = None if run_dir is None else Path(run_dir)
+    if not isinstance(val_every, (int, np.integer)) or val_every < 1:
+        raise ValueError(f"fit: val_every must be a positive int, got {val_every!r}")
     if resume and run_dir is None:
         raise ValueError("fit: resume=True needs the run_dir that holds the checkpoint")
     rngs = training_generators(train_loader, model) if rngs is None else rngs
@@ -178,11 +187,15 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
     for epoch in range(start_epoch + 1, epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        validate = val_loader is not None and (epoch % val_every == 0 or epoch == epochs)
         try:
             train = run_epoch(model, train_loader, loss_fn, metrics, optimizer,
                               description=f"epoch {epoch}/{epochs} train", progress=verbose == 1)
-            val = {} if val_loader is None else evaluate(model, val_loader, loss_fn, metrics, verbose == 1,
-                                                          description=f"epoch {epoch}/{epochs} val")
+            if validate:
+                val = evaluate(model, val_loader, loss_fn, metrics, verbose == 1,
+                               description=f"epoch {epoch}/{epochs} val")
+            else:
+                val = {} if val_loader is None else dict.fromkeys(["loss", *(metrics or {})], math.nan)
         except NonFiniteLossError as error:
             _stop_on_non_finite_loss(error, run_dir, history, last_good_epoch=epoch - 1)
         if scheduler is not None:
@@ -195,7 +208,8 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
             save_checkpoint(run_dir / CHECKPOINT_NAME, model, optimizer, scheduler, epoch=epoch, rngs=rngs,
                             history={name: np.asarray(values) for name, values in history.columns.items()})
             save_json(run_dir / METRICS_NAME, {"status": "ok", "history": history.to_dict()})
-            plot_training_curves(history.to_dict(), run_dir / CURVES_NAME)
+            if validate or val_loader is None:
+                plot_training_curves(history.to_dict(), run_dir / CURVES_NAME)
     return history
 
 
@@ -206,7 +220,7 @@ def _prefixed(phase: str, values: Mapping[str, float]) -> dict[str, float]:
 def _summary(history: History, epochs: int) -> str:
     """One line per epoch, e.g. ``epoch 2/5  train_loss 0.4123  val_loss 0.4410  lr 0.01  31.2 s``."""
     numbers = "  ".join(f"{name} {values[-1]:.4g}" for name, values in history.columns.items()
-                        if name not in ("epoch", "seconds"))
+                        if name not in ("epoch", "seconds") and values[-1] == values[-1])  # NaN: not measured
     return f"epoch {history['epoch'][-1]}/{epochs}  {numbers}  {history['seconds'][-1]:.1f} s"
 
 

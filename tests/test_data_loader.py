@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl import Tensor
-from minidl.data import ArrayDataset, Compose, DataLoader, Normalize, OxfordPets, RandomHorizontalFlip
+from minidl.data import (ArrayDataset, Compose, DataLoader, Normalize, OxfordPets, RandomHorizontalFlip,
+                         stratified_split)
 
 
 def numbered(n: int) -> ArrayDataset:
@@ -177,3 +178,26 @@ def test_compose_applies_in_order():
     images, masks = image_and_mask()
     out, _ = Compose([Normalize([1, 1], [1, 1]), Normalize([0, 0], [2, 2])])(images, masks)
     np.testing.assert_allclose(out, (images - 1) / 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups=st.lists(st.sampled_from("abc"), min_size=1, max_size=60), fraction=st.sampled_from([0.0, 0.1, 0.2, 0.5]))
+def test_stratified_split_holds_out_each_groups_share_evenly(groups, fraction):
+    kept, held_out = stratified_split(groups, fraction)
+    assert np.array_equal(np.sort(np.concatenate([kept, held_out])), np.arange(len(groups)))
+    groups = np.array(groups)
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        # the j-th member (0-based) of a group is held out when floor((j+1) f) > floor(j f)
+        expected = [m for j, m in enumerate(members) if int((j + 1) * fraction) > int(j * fraction)]
+        assert held_out[np.isin(held_out, members)].tolist() == expected
+        assert len(expected) == int(len(members) * fraction)
+
+
+def test_stratified_split_every_fifth_and_bad_arguments():
+    kept, held_out = stratified_split(["x", "y"] * 10, 0.2)  # x at 0, 2, 4, ...; y at 1, 3, 5, ...
+    assert held_out.tolist() == [8, 9, 18, 19] and len(kept) == 16
+    with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\), got 1.0"):
+        stratified_split([0, 1], 1.0)
+    with pytest.raises(ValueError, match="groups must be one value per sample"):
+        stratified_split(np.zeros((2, 2)), 0.2)

@@ -90,6 +90,9 @@ def test_species_target_and_all_split(pets):
     assert dataset.targets.dtype == np.int64 and dataset.targets.shape == (5,)
     np.testing.assert_array_equal(dataset.targets, [1, 0, 0, 0, 1])
     assert dataset.classes == ["cat", "dog"]
+    # the species classifier's images keep their masks: pet and border True, background False
+    test = OxfordPets(pets, split="test", size=8, target="species")
+    np.testing.assert_array_equal(test.pet_masks, np.stack([(TRIMAP_8 == 1) | (TRIMAP_8 == 3)] * 2))
 
 
 def test_missing_folder_says_where_and_how(tmp_path):

@@ -1,6 +1,7 @@
 """Smoke runs of the segmentation examples on a few bundled images: files written, numbers sane, resume works."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_segment_pets_writes_its_run_folder_and_resumes(tmp_path):
     assert saved["model"] == "segnet" and saved["epochs"] == 1 and saved["images"]["test"] == 6
     assert 0 <= saved["test_pixel_accuracy"] <= 1 and len(saved["test_iou_per_class"]) == 2
     # the baseline predicts background everywhere: its pixel accuracy is the background share of the test masks
-    masks = segment_pets.load_splits(segment_pets.parse_args(TINY))[1].targets
+    masks = segment_pets.load_splits(segment_pets.parse_args(TINY))[2].targets
     assert np.isclose(saved["baseline_all_background"]["pixel_accuracy"], (masks == 0).mean())
 
     resumed = segment_pets.main([*TINY, "--model", "segnet", "--out", str(out), "--resume", "--epochs", "2"])
@@ -41,7 +42,7 @@ def test_segment_pets_three_class_reports_every_class(tmp_path):
     assert report["classes"] == ["background", "pet", "border"] and len(report["test_iou_per_class"]) == 3
     assert list(report["test_iou_by_class"]) == report["classes"]
     assert report["parameters"] == sum(p.size for p in UNet(3, 3, base_channels=2).parameters())  # 3 outputs
-    masks = segment_pets.load_splits(segment_pets.parse_args([*TINY, "--target", "three_class"]))[1].targets
+    masks = segment_pets.load_splits(segment_pets.parse_args([*TINY, "--target", "three_class"]))[2].targets
     assert set(np.unique(masks)) == {0, 1, 2}  # the border is a class, not ignored
     # the all-background baseline: background IoU = background share, the other two 0
     assert np.allclose(report["baseline_all_background"]["iou_per_class"], [(masks == 0).mean(), 0, 0])
@@ -55,3 +56,56 @@ def test_compare_segmenters_writes_table_and_figure(tmp_path):
     assert "| unet |" in table and "| fcn8s |" in table and "all background (baseline)" in table
     assert (tmp_path / "predictions.png").stat().st_size > 0
     assert all(row["gflop_per_image"] > 0 for row in rows)
+
+
+def test_validation_split_is_a_fifth_of_each_breed_and_apart_from_train_and_test():
+    train, val, test = segment_pets.load_splits(segment_pets.parse_args([]))
+    assert (len(train), len(val), len(test)) == (240, 60, 298)  # bundled trainval: 3 breeds x 100
+
+    def keys(split):  # one hashable key per image, to compare splits by content
+        return {image.tobytes() for image in split.images}
+    assert not keys(train) & keys(val) and not keys(val) & keys(test) and not keys(train) & keys(test)
+    trainval = segment_pets.OxfordPets(None, "trainval")
+    breeds = np.array([name.rsplit("_", 1)[0] for name in trainval.names])
+    held_out = np.array([image.tobytes() in keys(val) for image in trainval.images])
+    for breed in np.unique(breeds):  # every 5th image of each breed, in file order
+        assert np.array_equal(np.flatnonzero(held_out[breeds == breed]), np.arange(4, 100, 5)), breed
+
+
+class RecordingFlip(segment_pets.RandomHorizontalFlip):
+    """The example's flip, remembering every batch it was applied to."""
+    seen = []
+
+    def __call__(self, images, targets):
+        RecordingFlip.seen.append(images.copy())
+        return super().__call__(images, targets)
+
+
+def test_recipe_is_wired_as_documented(tmp_path, monkeypatch):
+    """A tiny run: cosine schedule over the epochs, validation every --val-every epochs and after the
+    last, flips on training batches only, and the recipe and validation numbers in metrics.json."""
+    monkeypatch.setattr(segment_pets, "RandomHorizontalFlip", RecordingFlip)
+    RecordingFlip.seen = []
+    epochs, lr = 5, 0.004
+    report = segment_pets.main(["--limit", "15", "--epochs", str(epochs), "--lr", str(lr), "--batch-size", "4",
+                                "--base-channels", "2", "--val-every", "2", "--no-progress", "--out", str(tmp_path)])
+    history = report["history"]
+    assert np.allclose(history["lr"], [lr * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)])
+    assert [value is not None for value in history["val_loss"]] == [False, True, False, True, True]
+    assert report["images"] == {"train": 12, "val": 3, "test": 15, "size": 64}
+    assert report["recipe"]["epochs"] == epochs and report["recipe"]["batch_size"] == 4
+    assert report["recipe"]["val_images"] == 3 and 0 <= report["val_mean_iou"] <= 1
+
+    train, val, _ = segment_pets.load_splits(segment_pets.parse_args(["--limit", "15"]))
+    assert len(RecordingFlip.seen) == epochs * 3  # 12 training images in batches of 4, each epoch
+    train_images = {image.tobytes() for image in train.images}
+    train_images |= {image[..., ::-1].tobytes() for image in train.images}
+    assert all(image.tobytes() in train_images for batch in RecordingFlip.seen for image in batch)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["recipe"] == report["recipe"] and saved["val_pixel_accuracy"] == report["val_pixel_accuracy"]
+
+
+def test_default_recipe_comes_from_the_model_and_flags_override_it():
+    args = segment_pets.parse_args(["--model", "fcn8s", "--lr", "0.01"])
+    assert segment_pets.recipe(args, "fcn8s") == {**segment_pets.RECIPES["fcn8s"], "lr": 0.01}
+    assert segment_pets.recipe(args, "unet")["epochs"] == segment_pets.RECIPES["unet"]["epochs"]

@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 from helpers import tiny_fashion_mnist  # noqa: E402
 
+from minidl.data import FashionMNIST, OxfordPets  # noqa: E402
+
 import cam_fashion_mnist  # noqa: E402
 import saliency_cats_dogs  # noqa: E402
 
@@ -35,14 +37,28 @@ def tiny_oxford_pets(root: Path) -> Path:
 def test_cam_example_writes_the_grids_and_the_cam_identity(tmp_path, capsys):
     out = tmp_path / "run"
     summary = cam_fashion_mnist.main(["--data-root", str(tiny_fashion_mnist(tmp_path)), "--epochs", "1",
-                                      "--grid", "6", "--class", "Bag", "--out", str(out), "--no-progress"])
-    assert sorted(p.name for p in out.iterdir()) == ["cam_class_bag.png", "cam_grid.png", "checkpoint.npz",
-                                                     "curves.png", "metrics.json"]
+                                      "--val-fraction", "0.25", "--grid", "6", "--class", "Bag", "--out", str(out),
+                                      "--no-progress"])
+    assert sorted(p.name for p in out.iterdir()) == ["cam_class_bag.png", "cam_class_bag_seed.png", "cam_grid.png",
+                                                     "cam_grid_seed.png", "checkpoint.npz", "curves.png",
+                                                     "metrics.json"]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(summary))
     assert 0 <= saved["test_accuracy"] <= 1
+    # --val-fraction 0.25 holds out every 4th image of each class (4 per class among 40, labels 0..9 in turn)
+    assert saved["data"] == {"source": saved["data"]["source"], "train": 30, "val": 10, "test": 20}
+    assert saved["recipe"]["epochs"] == 1 and 0 <= saved["val_accuracy"] <= 1
     assert 0 <= saved["cam_identity_max_abs_error"] < 1e-4  # float32 rounding only
     assert "test accuracy" in capsys.readouterr().out
+    # one style, and the per-class grid of the images the model *predicts* as the class
+    bags = (FashionMNIST(tmp_path, train=False).targets == FashionMNIST.classes.index("Bag")).sum()
+    assert saved["class_grid_images"] == min(6, bags) > 0
+    predicted = cam_fashion_mnist.main(["--data-root", str(tmp_path), "--epochs", "1", "--grid", "6", "--class",
+                                        "Bag", "--class-by", "predicted", "--style", "seed",
+                                        "--out", str(tmp_path / "seed"), "--no-progress"])
+    class_grid = ["cam_class_bag_seed.png"] if predicted["class_grid_images"] else []  # none predicted: no grid
+    assert sorted(p.name for p in (tmp_path / "seed").glob("*.png")) == sorted(
+        [*class_grid, "cam_grid_seed.png", "curves.png"])
 
 
 def test_saliency_example_writes_its_figures_and_aucs(tmp_path):
@@ -52,11 +68,18 @@ def test_saliency_example_writes_its_figures_and_aucs(tmp_path):
                                        "--smoothgrad-samples", "2", "--out", str(out), "--no-progress"])
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint.npz", "curves.png", "metrics.json", "perturbation_curves.png", "saliency.png",
-        "sanity_check_grad-cam.png", "sanity_check_saliency.png"]
+        "saliency_course.png", "sanity_check_grad-cam.png", "sanity_check_saliency.png"]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(summary))
-    methods = ["saliency", "SmoothGrad", "Grad-CAM", "random"]
+    methods = ["saliency", "saliency (course)", "SmoothGrad", "gradient x input", "Integrated Gradients", "Grad-CAM",
+               "CAM", "occlusion", "random"]
     for kind in ("deletion_auc", "insertion_auc"):
         assert list(saved[kind]) == methods and all(0 <= auc <= 1 for auc in saved[kind].values())
+    # the pointing game scores the first 3 test photos against their pets (trimap 1 or 3)
+    masks = OxfordPets(tmp_path / "pets", "test", size=16, target="species").pet_masks[:3]
+    assert list(saved["pointing_game"]) == methods
+    for scores in saved["pointing_game"].values():
+        assert scores["images"] == 3 and np.isclose(scores["uniform"], masks.mean())
+        assert 0 <= scores["hit_rate"] <= 1 and (scores["undefined"] == 3 or 0 <= scores["energy"] <= 1)
     for rows in saved["randomization_spearman"].values():
         assert rows["original"] == 1.0 and len(rows) == 6  # original + 4 convs + linear

@@ -172,6 +172,21 @@ def test_fit_writes_the_run_folder(tmp_path):
     assert history["lr"] == [0.1, 0.1]  # StepLR(step_size=2) halves it only after epoch 2
 
 
+def test_validation_every_k_epochs_and_after_the_last(tmp_path):
+    """val_every=2 over 5 epochs validates after epochs 2, 4 and 5; the others hold NaN, written as null."""
+    every = run_fit(make_run(seed=0), epochs=5, run_dir=tmp_path, val_every=2)
+    each = run_fit(make_run(seed=0), epochs=5)
+    assert [value is None for value in every.to_dict()["val_loss"]] == [True, False, True, False, False]
+    assert [np.isnan(value) for value in every["val_accuracy"]] == [True, False, True, False, False]
+    measured = [1, 3, 4]
+    assert [every["val_loss"][i] for i in measured] == [each["val_loss"][i] for i in measured]
+    assert every["train_loss"] == each["train_loss"]  # skipping validation changes no training step
+    text = (tmp_path / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["history"]["val_loss"][0] is None
+    with pytest.raises(ValueError, match="val_every must be a positive int, got 0"):
+        run_fit(make_run(seed=0), val_every=0)
+
+
 def test_resume_needs_a_run_dir_and_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="resume=True needs the run_dir"):
         run_fit(make_run(seed=0), resume=True)

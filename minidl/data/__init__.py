@@ -9,11 +9,11 @@ a DataLoader that batches them, and batch transforms.
         ...
 """
 
-from .dataset import ArrayDataset
+from .dataset import ArrayDataset, stratified_split
 from .fashion_mnist import FashionMNIST
 from .loader import DataLoader
 from .oxford_pets import IGNORE_INDEX, OxfordPets
 from .transforms import Compose, Normalize, RandomHorizontalFlip
 
-__all__ = ["ArrayDataset", "FashionMNIST", "OxfordPets", "IGNORE_INDEX", "DataLoader",
+__all__ = ["ArrayDataset", "stratified_split", "FashionMNIST", "OxfordPets", "IGNORE_INDEX", "DataLoader",
            "Compose", "Normalize", "RandomHorizontalFlip"]

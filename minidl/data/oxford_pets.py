@@ -72,6 +72,8 @@ class OxfordPets(ArrayDataset):
       targets  (N, size, size) int64 mask for the segmentation targets, (N,) int64 for "species".
       trimaps  (N, size, size) uint8, the raw codes 1/2/3, resized with nearest neighbour.
       species  (N,) int64, 0 = cat, 1 = dog.   names: list of N file stems.   classes: target names.
+      pet_masks  (N, size, size) bool, trimap pet or border: where the animal is, whatever the target
+               (with target="species" the ground truth to score explanations against).
 
     Photos are decoded and resized once per process: the result is cached in memory per
     (file, size), so building the trainval and test sets, or a second dataset, reuses it.
@@ -107,6 +109,11 @@ class OxfordPets(ArrayDataset):
         super().__init__(pixels.transpose(0, 3, 1, 2).astype(np.float32, order="C") / np.float32(255), targets)
         self.source = "bundled sample" if root is None else str(root)
         self.split, self.size, self.target = split, size, target
+
+    @property
+    def pet_masks(self) -> np.ndarray:
+        """(N, size, size) bool: True on the pet and its border band (trimap 1 or 3), False on background."""
+        return self.trimaps != TRIMAP_BACKGROUND
 
     def __repr__(self):
         return (f"OxfordPets({self.split}, {len(self)} images at {self.size}x{self.size}, "

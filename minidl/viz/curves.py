@@ -34,8 +34,11 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path, title: st
     for axes, quantity in zip(figure.subplots(1, len(quantities), squeeze=False)[0], quantities):
         for phase, style in PHASES.items():
             column = f"{phase}_{quantity}"
-            if column in history:
-                axes.plot(history["epoch"], history[column], label=phase, **style)
+            if column in history:  # epochs without a value (None or NaN: not measured) get no point
+                points = [(epoch, value) for epoch, value in zip(history["epoch"], history[column])
+                          if value is not None and value == value]
+                if points:
+                    axes.plot(*zip(*points), label=phase, **style)
         axes.set_title(f"{_label(quantity)} per epoch")
         axes.set_xlabel("epoch")
         axes.set_ylabel(_label(quantity))

@@ -1,0 +1,82 @@
+"""Regenerate the README's pictures in docs/ from real runs of the examples (with their defaults).
+
+    nice -n 19 python scripts/make_docs_figures.py                 # run every example (minutes each), then copy
+    python scripts/make_docs_figures.py --reuse                    # only copy/downsize from existing run folders
+    python scripts/make_docs_figures.py --only pets cam
+
+Each figure comes from one example run into ``--runs/<example>/`` (default ``runs/``, the examples'
+own run folders, so ``--reuse`` also takes runs you made with the defaults); the
+example's PNG is downsized (at most ``--max-width`` pixels wide) and reduced to a 256-colour palette
+so that docs/ stays a few hundred kB, then written to ``docs/<figure>.png``. The run's
+``metrics.json`` (or ``comparison.md``) stays in the run folder for the numbers quoted beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (example script, its PNG inside the run folder, the docs file); the run folder is
+# --runs/<script name without .py>, the example's own default folder name
+FIGURES = {
+    "pets": ("segment_pets.py", "predictions.png", "pets_predictions.png"),
+    "segmenters": ("compare_segmenters.py", "predictions.png", "segmenters.png"),
+    "cam": ("cam_fashion_mnist.py", "cam_grid.png", "cam_grid.png"),
+    "saliency": ("saliency_cats_dogs.py", "saliency.png", "saliency.png"),
+    "mask_rcnn": ("mask_rcnn_shapes.py", "predictions.png", "mask_rcnn.png"),
+}
+
+
+def run_example(script: str, out: Path) -> float:
+    """Run one example with its defaults into ``out``; returns the wall time in seconds."""
+    start = time.perf_counter()
+    command = [sys.executable, str(ROOT / "examples" / script), "--out", str(out), "--no-progress"]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def downsize(source: Path, target: Path, max_width: int) -> int:
+    """Copy a PNG at most ``max_width`` wide, as a 256-colour palette PNG; returns its size in bytes."""
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        if image.width > max_width:
+            image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            target, format="PNG", optimize=True)
+    return target.stat().st_size
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=list(FIGURES), default=list(FIGURES), help="figures to make")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs",
+                        help="folder of the run folders, named as the examples name them (default: %(default)s)")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where the figures go")
+    parser.add_argument("--reuse", action="store_true", help="do not run the examples; copy from --runs")
+    parser.add_argument("--max-width", type=int, default=900, help="width limit of the docs PNGs in pixels")
+    args = parser.parse_args(argv)
+    if args.max_width < 100:
+        parser.error(f"--max-width must be at least 100 pixels, got {args.max_width}")
+    args.docs.mkdir(parents=True, exist_ok=True)
+    for name in args.only:
+        script, figure, target = FIGURES[name]
+        out = args.runs / Path(script).stem
+        if not args.reuse:
+            print(f"{name}: {run_example(script, out):.0f} s", flush=True)
+        source = out / figure
+        if not source.exists():
+            raise SystemExit(f"{source} does not exist: run without --reuse (or check the example's output names)")
+        size = downsize(source, args.docs / target, args.max_width)
+        print(f"wrote {args.docs / target} ({size / 1000:.0f} kB) from {source}")
+
+
+if __name__ == "__main__":
+    main()
