@@ -16,7 +16,10 @@ Interleaving. The libraries are timed in alternating blocks: ``--rounds`` times,
 untimed for WARM_UP_SECONDS (so the other's thread pool has gone to sleep, see bench_kernels.py),
 then ``--repeat`` timed steps; the library that goes first alternates from round to round. On a
 machine shared with other jobs the absolute times move with the load, but both libraries see the
-same load within a round, so the ratios are the honest measure.
+same load within a round, so the ratios are the honest measure. Under heavy load (many more runnable
+processes than cores) PyTorch's OpenMP threads wait for each other at every parallel loop and its
+2-thread times grow far more than minidl's: compare single-threaded there,
+``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_step.py``.
 
 Memory, measured on one extra step of each library after the timing: the peak of memory allocated
 through NumPy (``tracemalloc``, minidl only: torch's allocator does not report to it) and, for both,
@@ -88,52 +91,42 @@ def make_batch(name: str, shape: tuple, classes: int, rng: np.random.Generator) 
     return images, rng.integers(0, classes, target_shape)
 
 
-def minidl_step(name: str, model, images, targets):
-    """A closure running one training step of minidl; it returns the three phase times in ms."""
-    optimizer = optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    x = minidl.Tensor(images)
-    model.train()
+def phased_step(optimizer, compute_loss):
+    """A closure running one training step (zero_grad, loss, backward, optimizer step) and returning
+    the milliseconds of (forward + loss, backward, optimizer step, total). Either library."""
 
     def step():
         start = time.perf_counter()
         optimizer.zero_grad()
-        if name == "mask_rcnn":
-            loss = sum(model(x, targets).values())
-        else:
-            loss = F.cross_entropy(model(x), targets)
+        loss = compute_loss()
         forward = time.perf_counter()
         loss.backward()
         backward = time.perf_counter()
         optimizer.step()
-        return _phases(start, forward, backward, time.perf_counter())
+        end = time.perf_counter()
+        return np.array([forward - start, backward - forward, end - backward, end - start]) * 1e3
 
     return step
+
+
+def minidl_step(name: str, model, images, targets):
+    """One minidl training step as in the examples: cross-entropy, or Mask R-CNN's five losses summed."""
+    x = minidl.Tensor(images)
+    model.train()
+    optimizer = optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    if name == "mask_rcnn":
+        return phased_step(optimizer, lambda: sum(model(x, targets).values()))
+    return phased_step(optimizer, lambda: F.cross_entropy(model(x), targets))
 
 
 def torch_step(twin, images, targets):
     """The same for the PyTorch twin."""
     import torch
 
-    optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
     x, y = torch.from_numpy(images), torch.from_numpy(targets)
     twin.train()
-
-    def step():
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(twin(x), y)
-        forward = time.perf_counter()
-        loss.backward()
-        backward = time.perf_counter()
-        optimizer.step()
-        return _phases(start, forward, backward, time.perf_counter())
-
-    return step
-
-
-def _phases(start, forward, backward, end) -> np.ndarray:
-    """Milliseconds of (forward + loss, backward, optimizer step, total)."""
-    return np.array([forward - start, backward - forward, end - backward, end - start]) * 1e3
+    optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
+    return phased_step(optimizer, lambda: torch.nn.functional.cross_entropy(twin(x), y))
 
 
 def timed_block(step, repeat: int) -> list:
