@@ -78,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--show", type=positive_int, default=6,
                         help="test photos in saliency.png (half cats, half dogs)")
     parser.add_argument("--evaluate", type=positive_int, default=48,
-                        help="test photos for the pointing game and the deletion/insertion curves")
+                        help="test photos (spread evenly over the test split) for the pointing game and the "
+                             "deletion/insertion curves")
     parser.add_argument("--steps", type=positive_int, default=32, help="points on the deletion/insertion curves")
     parser.add_argument("--smoothgrad-samples", type=positive_int, default=25, help="noisy copies per SmoothGrad map")
     parser.add_argument("--noise", type=non_negative_float, default=0.15,
@@ -169,14 +170,15 @@ def draw_saliency_figures(model, test_set, methods: dict, args) -> None:
 
 def score_maps(model, methods, test_set, args) -> tuple[dict, dict]:
     """Pointing game against the pet masks, deletion and insertion curves (perturbation_curves.png) of every
-    method on the first ``--evaluate`` test photos; returns (pointing scores, curves by kind and name)."""
-    evaluated, evaluated_truth = test_set.images[:args.evaluate], test_set.targets[:args.evaluate]
+    method on ``--evaluate`` test photos spread over the split; returns (pointing scores, curves by kind and name)."""
+    spread = np.linspace(0, len(test_set) - 1, min(args.evaluate, len(test_set))).round().astype(int)
+    evaluated, evaluated_truth = test_set.images[spread], test_set.targets[spread]  # every breed, not the first
     target = logits_of(model, evaluated).argmax(axis=1)
     curves = {"deletion": {}, "insertion": {}}
     pointing = {}
     for name, method in tqdm(methods.items(), desc="pointing game, deletion/insertion", disable=args.no_progress):
         maps = method(evaluated, target, evaluated_truth)
-        pointing[name] = pointing_game(maps, test_set.pet_masks[:args.evaluate]).summary()
+        pointing[name] = pointing_game(maps, test_set.pet_masks[spread]).summary()
         curves["deletion"][name] = deletion_curve(model, evaluated, maps, target, steps=args.steps)
         curves["insertion"][name] = insertion_curve(model, evaluated, maps, target, steps=args.steps)
     plot_perturbation_curves(curves, args.out / "perturbation_curves.png",
