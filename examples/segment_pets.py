@@ -230,8 +230,7 @@ def main(argv=None) -> dict:
     train, val, test = load_splits(args)
     settings = recipe(args, args.model)
     print(f"{args.model}: {len(train)} train, {len(val)} validation and {len(test)} test images at "
-          f"{args.size}x{args.size}, {settings['epochs']} epochs, batch {settings['batch_size']}, "
-          f"lr {settings['lr']} -> {out}")
+          f"{args.size}x{args.size}; " + ", ".join(f"{key} {value}" for key, value in settings.items()) + f" -> {out}")
 
     started = time.perf_counter()
     model, history = train_segmenter(args.model, train, val, args, out)
