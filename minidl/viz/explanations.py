@@ -140,7 +140,7 @@ def plot_perturbation_curves(curves: Mapping[str, Mapping], path,
 
     curves: kind -> method -> curve with ``fractions`` (S,), ``probabilities`` (N, S), ``auc`` (N,).
     """
-    figure = Figure(figsize=(5.5 * len(curves), 5.5), layout="constrained")
+    figure = Figure(figsize=(5.5 * len(curves), 5), layout="constrained")
     for axes, (kind, methods) in zip(figure.subplots(1, len(curves), squeeze=False)[0], curves.items()):
         for method, curve in methods.items():
             axes.plot(curve.fractions, curve.probabilities.mean(axis=0), label=f"{method} (AUC {curve.auc.mean():.3f})")
