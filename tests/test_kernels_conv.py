@@ -83,7 +83,7 @@ def test_conv_transpose2d_gradients(case, with_bias):
 
 @pytest.mark.parametrize("op, w_shape", [("conv2d", (5, 4, 3, 3)), ("conv_transpose2d", (4, 5, 3, 3))])
 def test_gradients_of_inputs_whose_patch_matrix_spans_several_tiles(op, w_shape):
-    """The fast path cuts the patch matrix into tiles of ~2^18 entries (kernels.CHUNK_ELEMENTS) and sums
+    """The fast path cuts the patch matrix into tiles of ~2^18 entries (conv_fast.CHUNK_ELEMENTS) and sums
     dL/dw over them; the cases above take one tile. Here each image's patch matrix (36 rows x ~31k
     columns, 1.1M entries) spans about 4 tiles, several per worker thread for up to 4 threads.
     Too large for one central difference per element: checked along random directions instead."""
