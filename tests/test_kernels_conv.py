@@ -256,6 +256,20 @@ def test_every_split_among_workers_matches_reference(threads, n_batch, dtype):
         check_kernels_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 2), ((1, 2), (1, 1), (2, 1)), dtype)
 
 
+@pytest.mark.parametrize("n_batch", [10, 16])
+def test_each_image_goes_to_one_tile_of_one_worker(n_batch):
+    """Groups of images that do not divide a worker's share: the last group of a share must stop at
+    the share's end (a UNet layer 32 -> 64 channels at 16 x 16, batch 16, once counted image 8 in both
+    workers' shares, so dL/dx and dL/dW of that image were added twice)."""
+    per_image = 2 * 3 * 3 * 5 * 4  # patch-matrix entries of one (2, 5, 4) image: groups of 3 images
+    with mock.patch.object(workers, "workers", return_value=2), \
+            mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 3 * per_image):
+        parts = conv_fast.parts(n_batch, 5, per_image // 5, rows_may_split=False)
+        covered = [i for tiles in parts for images, _ in tiles for i in range(n_batch)[images]]
+        assert sorted(covered) == list(range(n_batch))
+        check_kernels_against_reference((n_batch, 2, 5, 4), (3, 2, 3, 3), ((1, 1), (1, 1), (1, 1)), np.float64)
+
+
 def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():
     x = random((2, 3, 9, 7))
     geometry = (2, 1), (1, 2), (1, 1)
