@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..ops.arguments import pair
+from ..ops.arguments import pair, positive_sizes
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -22,8 +22,9 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias,
                  weight_shape):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
         name = type(self).__name__
+        positive_sizes(name, in_channels=in_channels, out_channels=out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = pair(name, "kernel_size", kernel_size, 1), pair(name, "stride", stride, 1)
         self.padding, self.dilation = pair(name, "padding", padding, 0), pair(name, "dilation", dilation, 1)
         self.output_padding = pair(name, "output_padding", output_padding, 0)
