@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..kernels.conv import conv_transpose_output_size
 from ..ops.arguments import pair, positive_sizes
 from ..tensor import Tensor
 from . import init
@@ -88,8 +89,8 @@ class ConvTranspose2d(_ConvNd):
                              f"got {output_size!r} for input {input.shape}")
         padding = []
         for axis in range(2):
-            smallest = ((input.shape[2 + axis] - 1) * self.stride[axis] - 2 * self.padding[axis]
-                        + self.dilation[axis] * (self.kernel_size[axis] - 1) + 1)
+            smallest = conv_transpose_output_size(input.shape[2 + axis], self.kernel_size[axis], self.stride[axis],
+                                                  self.padding[axis], self.dilation[axis])
             if not smallest <= size[axis] < smallest + self.stride[axis]:
                 raise ValueError(f"ConvTranspose2d: output_size {tuple(output_size)} is not reachable from input "
                                  f"{input.shape}: dim {axis} must be in [{smallest}, "
