@@ -35,9 +35,10 @@ FIGURES = {
 
 
 def run_example(script: str, out: Path) -> float:
-    """Run one example with its defaults into ``out``; returns the wall time in seconds."""
+    """Run one example with its defaults into ``out`` (replacing a run already there); returns the wall
+    time in seconds."""
     start = time.perf_counter()
-    command = [sys.executable, str(ROOT / "examples" / script), "--out", str(out), "--no-progress"]
+    command = [sys.executable, str(ROOT / "examples" / script), "--out", str(out), "--overwrite", "--no-progress"]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
     return time.perf_counter() - start

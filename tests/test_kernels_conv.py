@@ -83,11 +83,12 @@ def test_conv_transpose2d_gradients(case, with_bias):
 
 @pytest.mark.parametrize("op, w_shape", [("conv2d", (5, 4, 3, 3)), ("conv_transpose2d", (4, 5, 3, 3))])
 def test_gradients_of_inputs_whose_patch_matrix_spans_several_tiles(op, w_shape):
-    """The fast path cuts the patch matrix into tiles of ~2^18 entries (kernels.CHUNK_ELEMENTS) and sums
-    dL/dw over them; the cases above take one tile. Here each image's patch matrix (36 rows x ~31k
-    columns, 1.1M entries) spans about 4 tiles, several per worker thread for up to 4 threads.
-    Too large for one central difference per element: checked along random directions instead."""
-    x_shape = (2, 4, 181, 179) if op == "conv2d" else (2, 4, 90, 89)
+    """The fast path cuts the patch matrix into tiles of ~2^18 entries (conv_fast.CHUNK_ELEMENTS) and sums
+    dL/dw over them; the cases above take one tile. Here the patch matrix that dL/dw reads (of x for
+    conv2d: 36 rows x 31,683 columns per image; of the upstream gradient for conv_transpose2d: 45 x 16,256)
+    spans at least two tiles per worker thread for up to 4 threads. Too large for one central difference
+    per element: checked along random directions instead."""
+    x_shape = (2, 4, 181, 179) if op == "conv2d" else (2, 4, 128, 127)
     options = dict(stride=(1, 1), padding=(1, 2), dilation=(2, 1)) if op == "conv2d" else dict(stride=2, padding=1)
     inputs = [random(x_shape, seed=1), random(w_shape, seed=2), random(w_shape[0] if op == "conv2d" else w_shape[1])]
     check_directional_derivatives(lambda x, w, b: getattr(F, op)(x, w, b, **options), inputs)
