@@ -114,6 +114,26 @@ def shown_photos(test_set, count: int) -> np.ndarray:
     return np.concatenate([cats[:count // 2], dogs[:count - count // 2]])
 
 
+def draw_saliency_figures(model, test_set, methods: dict, args) -> None:
+    """saliency.png (saliency, SmoothGrad, Grad-CAM) and saliency_course.png (the course's saliency beside
+    ours) for ``args.show`` test photos, half cats, half dogs."""
+    chosen = shown_photos(test_set, args.show)
+    shown, truth = test_set.images[chosen], test_set.targets[chosen]
+    probabilities = F.softmax(minidl.Tensor(logits_of(model, shown)), dim=1).data
+    predicted = probabilities.argmax(axis=1)
+    columns = {name: methods[name](shown, predicted, truth) for name in ("saliency", "SmoothGrad", "Grad-CAM")}
+    labels = [test_set.classes[p] if p == t else f"{test_set.classes[p]} (is {test_set.classes[t]})"
+              for p, t in zip(predicted, truth)]
+    plot_attribution_table(shown, columns, labels,
+                           probabilities[np.arange(len(shown)), predicted], args.out / "saliency.png",
+                           overlaid={"Grad-CAM"}, title="Where does the cat-vs-dog classifier look?")
+    course_title, ours_title = "course:\nsum_c |dCE(true)/dx_c|", "ours:\nmax_c |d logit(pred)/dx_c|"
+    plot_attribution_table(shown, {course_title: course_saliency(model, shown, truth), ours_title: columns["saliency"]},
+                           labels, probabilities[np.arange(len(shown)), predicted], args.out / "saliency_course.png",
+                           overlaid={ours_title}, course_blended={course_title},
+                           title="Saliency: the course's (0..255, HOT blended 50/50) and ours (jet overlay)")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     progress = not args.no_progress
@@ -143,22 +163,7 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     methods = explanation_methods(model, args)
 
-    chosen = shown_photos(test_set, args.show)
-    shown, truth = test_set.images[chosen], test_set.targets[chosen]
-    probabilities = F.softmax(minidl.Tensor(logits_of(model, shown)), dim=1).data
-    predicted = probabilities.argmax(axis=1)
-    columns = {name: methods[name](shown, predicted, truth) for name in ("saliency", "SmoothGrad", "Grad-CAM")}
-    labels = [test_set.classes[p] if p == t else f"{test_set.classes[p]} (is {test_set.classes[t]})"
-              for p, t in zip(predicted, truth)]
-    plot_attribution_table(shown, columns, labels,
-                           probabilities[np.arange(len(shown)), predicted], args.out / "saliency.png",
-                           overlaid={"Grad-CAM"}, title="Where does the cat-vs-dog classifier look?")
-    plot_attribution_table(shown, {"course: sum|dCE(true)/dx|, HOT 50/50": course_saliency(model, shown, truth),
-                                   "ours: max|d logit(pred)/dx|": columns["saliency"]},
-                           labels, probabilities[np.arange(len(shown)), predicted], args.out / "saliency_course.png",
-                           overlaid={"ours: max|d logit(pred)/dx|"},
-                           course_blended={"course: sum|dCE(true)/dx|, HOT 50/50"},
-                           title="Saliency: the course's (HOT blend) and ours (jet overlay)")
+    draw_saliency_figures(model, test_set, methods, args)
 
     evaluated, evaluated_truth = test_set.images[:args.evaluate], test_set.targets[:args.evaluate]
     target = logits_of(model, evaluated).argmax(axis=1)

@@ -9,8 +9,8 @@ used once, at the end. Everything lands in the --out folder: checkpoint.npz (res
 metrics.json (test accuracy, per-epoch history, settings) and curves.png (loss and accuracy per epoch).
 
 With the defaults (bundled subset, 20 epochs) the test accuracy was 88.0 % for seed 0 and training took
-83-101 s on 2 cores (two runs). Earlier versions of the kernels, which add the same products in another
-order, gave 88.70 %, 88.75 % and 88.50 % for seeds 0, 1 and 2: expect differences of that size.
+83-101 s on 2 cores (two runs). Kernels that add the same products in another order move the accuracy
+by about half a percent (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from fractions import Fraction
 
 from minidl import functional as F
 from minidl import nn
+from minidl.kernels.conv import conv_output_size
 
 from .segmenter import VGG16_STAGES, Segmenter, conv_stage
 
@@ -125,8 +126,8 @@ def _output_side(module, size: int) -> int:
     if isinstance(module, nn.ConvTranspose2d):
         return (size - 1) * _side(module.stride) - 2 * _side(module.padding) + _side(module.kernel_size)
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-        kernel, stride, dilation = _side(module.kernel_size), _side(module.stride), _side(module.dilation)
-        return (size + 2 * _side(module.padding) - dilation * (kernel - 1) - 1) // stride + 1
+        return conv_output_size(size, _side(module.kernel_size), _side(module.stride), _side(module.padding),
+                                _side(module.dilation))
     for child in module.children():
         size = _output_side(child, size)
     return size

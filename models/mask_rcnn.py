@@ -41,6 +41,8 @@ from minidl.detection.roi_align import boxes_to_rois, roi_align
 from minidl.detection.sampling import match_to_ground_truth, sample_balanced
 from minidl.tensor import Tensor, no_grad
 
+from .blocks import conv_bn_relu
+
 
 @dataclass
 class MaskRCNNConfig:
@@ -87,26 +89,19 @@ def _conv_relu(in_channels: int, out_channels: int) -> list:
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
 
 
-def _conv_norm_relu(in_channels: int, out_channels: int, stride: int = 1) -> list:
-    """3x3 conv (no bias: batch norm's shift replaces it) -> batch norm -> ReLU."""
-    return [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU()]
-
-
 class Backbone(nn.Sequential):
     """Five 3x3 conv -> batch norm -> ReLU blocks, two of them stride 2:  (N, 3, H, W) -> (N, c3, H/4, W/4).
 
     channels (c1, c2, c3): c1 at full resolution, c2 at H/2, c3 at H/4. Images are shifted to
     [-0.5, 0.5] by the model before this. Batch norm matters here: without it the same network
-    sits on a plateau for ~300 steps before the heads start to separate the classes (measured on
-    the shapes with examples/mask_rcnn_shapes.py: roi_class loss 0.40 vs 0.07 after 350 steps,
-    validation box AP@0.5 0.77 vs 0.997 after 600 steps).
+    sits on a plateau for hundreds of steps before the heads start to separate the classes
+    (measurements in benchmarks/README.md).
     """
 
     def __init__(self, channels=(16, 32, 64)):
         c1, c2, c3 = channels
-        super().__init__(*_conv_norm_relu(3, c1), *_conv_norm_relu(c1, c2, 2), *_conv_norm_relu(c2, c2),
-                         *_conv_norm_relu(c2, c3, 2), *_conv_norm_relu(c3, c3))
+        super().__init__(*conv_bn_relu(3, c1), *conv_bn_relu(c1, c2, stride=2), *conv_bn_relu(c2, c2),
+                         *conv_bn_relu(c2, c3, stride=2), *conv_bn_relu(c3, c3))
 
 
 class RPNHead(nn.Module):

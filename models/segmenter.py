@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import nn
-from minidl.tensor import Tensor, no_grad
+from minidl.tensor import Tensor
 
 from .blocks import conv_bn_relu
 
@@ -58,7 +58,7 @@ class Segmenter(nn.Module):
         conv: 2 * C_in * C_out * k_h * k_w * H_out * W_out;  transposed conv: the same with the
         *input* size (each input pixel is spread over a k_h x k_w patch). Batch norm, ReLU and pooling
         add O(C * H * W) each, well under 1 % here, and are not counted. Measured with forward hooks
-        on one forward pass of zeros (eval mode, no graph).
+        on one forward pass of zeros (``forward_with_hooks``).
         """
         total = 0
 
@@ -69,16 +69,7 @@ class Segmenter(nn.Module):
             total += 2 * macs_per_pixel * int(np.prod(pixels))
 
         convs = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        handles = [m.register_forward_hook(count) for m in convs]
-        mode = self.training
-        try:
-            self.eval()
-            with no_grad():
-                self(Tensor(np.zeros((1, self.in_channels, height, width), dtype=np.float32)))
-        finally:
-            for handle in handles:
-                handle.remove()
-            self.train(mode)
+        self.forward_with_hooks(Tensor(np.zeros((1, self.in_channels, height, width), dtype=np.float32)), count, convs)
         return total
 
     def output_size(self, size: int) -> int:

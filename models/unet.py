@@ -1,4 +1,5 @@
-"""UNet (Ronneberger, Fischer & Brox, 2015), built step by step in the order the seed post teaches.
+"""UNet (Ronneberger, Fischer & Brox, 2015), built step by step in the order the DeepLearning.AI course
+"Advanced Computer Vision with TensorFlow" (week 3) teaches it.
 
 The U: an encoder halves the image size and doubles the channels ``depth`` times, a bottleneck
 works at the coarsest scale, and a decoder doubles the size back, each time concatenating the
@@ -14,7 +15,7 @@ With ``base_channels = c``, ``depth = 4`` and a 64x64 RGB input (padding="same")
     decoder            Decoder         (N, 16c, 4, 4) + 4 skips             -> (N, c, 64, 64)
     unet               UNet            (N, 3, 64, 64)   -> logits (N, num_classes, 64, 64)  (final 1x1 conv)
 
-padding="same" (the seed's Keras choice) pads every 3x3 conv by 1, so sizes only change at the
+padding="same" (the course's Keras choice) pads every 3x3 conv by 1, so sizes only change at the
 pools and up-convolutions and the output has the input's size; H and W must be multiples of
 2**depth. padding="valid" is the paper's network: unpadded 3x3 convs shrink each map by 2 pixels,
 so the skip is larger than the upsampled map it joins and is centre-cropped to it. With the

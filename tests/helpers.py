@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image
 
-from minidl import Tensor
+from minidl import Tensor, no_grad
 from minidl.gradcheck import gradcheck
+from minidl.io import load_checkpoint
 
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
@@ -56,6 +58,34 @@ def check_gradients(fn, inputs):
     np.testing.assert_array_equal(upstream, upstream_before, err_msg="backward modified the upstream gradient")
 
 
+def check_directional_derivatives(fn, inputs, directions=2, eps=1e-6, rtol=1e-6, seed=0):
+    """A gradient check for inputs too large for one central difference per element: along random
+    directions v of each float input x_i (float64, random upstream gradient g),
+
+        <dL/dx_i, v>  ~=  <g, f(.., x_i + eps v, ..) - f(.., x_i - eps v, ..)> / (2 eps),   L = <g, f>
+
+    with error O(eps^2) (none for an op linear in x_i, e.g. conv in x or in w). A gradient wrong in
+    any block of entries changes <dL/dx_i, v> for almost every random v. Costs 2 forwards per direction.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = [np.array(x, dtype=np.float64) if _is_float(x) else x for x in inputs]
+    leaves = [Tensor(a.copy(), requires_grad=True) if _is_float(a) else a for a in arrays]
+    out = fn(*leaves)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, Tensor):
+            continue
+        for _ in range(directions):
+            v = rng.standard_normal(leaf.shape)
+            shifted = [[Tensor(a + sign * eps * v) if j == i else Tensor(a) if _is_float(a) else a
+                        for j, a in enumerate(arrays)] for sign in (1, -1)]
+            numeric = np.sum(g * (fn(*shifted[0]).data - fn(*shifted[1]).data)) / (2 * eps)
+            analytic = np.sum(leaf.grad * v)
+            assert abs(analytic - numeric) <= rtol * abs(numeric), (
+                f"input {i}: <gradient, direction> {analytic:.12g} but central differences give {numeric:.12g}")
+
+
 def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
     """Run an op in minidl and in PyTorch on the same inputs and upstream gradient; compare the
     outputs and the gradients of every float input (tinygrad's ``helper_test_op``).
@@ -87,6 +117,28 @@ def check_op(minidl_fn, torch_fn, inputs, atol=None, rtol=None, seed=0):
 
 def _is_float(x) -> bool:
     return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
+
+
+def assert_figure(path, min_size=(300, 200)) -> tuple:
+    """``path`` is a PNG of at least ``min_size`` (width, height) pixels whose pixels are not all the same
+    (a figure saved before anything was drawn on it is one flat colour). Returns its (width, height)."""
+    with Image.open(path) as image:
+        assert image.format == "PNG", f"{path}: {image.format}, not PNG"
+        size, pixels = image.size, np.asarray(image.convert("RGB"))
+    assert size[0] >= min_size[0] and size[1] >= min_size[1], f"{path}: {size} pixels, expected at least {min_size}"
+    assert (pixels != pixels[0, 0]).any(), f"{path}: every pixel is {pixels[0, 0]}"
+    return size
+
+
+def saved_model_predictions(model, checkpoint, images, batch_size=500) -> np.ndarray:
+    """Class per image (or per pixel) of ``model`` with the weights of ``checkpoint``, in eval mode:
+    argmax over axis 1 of its logits, computed batch by batch. For recomputing an example's reported
+    numbers from the files it saved."""
+    load_checkpoint(checkpoint, model)
+    model.eval()
+    with no_grad():
+        return np.concatenate([model(Tensor(images[i:i + batch_size])).data.argmax(axis=1)
+                               for i in range(0, len(images), batch_size)])
 
 
 def idx_bytes(magic: int, array: np.ndarray) -> bytes:

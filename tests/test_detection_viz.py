@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import assert_figure
 
 from minidl.detection.shapes import CLASS_NAMES, ShapesDataset
 from minidl.viz.detection import overlay_instances, plot_detections, plot_loss_terms
@@ -13,11 +14,11 @@ def test_plot_detections_and_loss_terms(tmp_path):
     predictions = [{**t, "scores": np.full(len(t["labels"]), 0.9)} for t in truths]
     images = np.stack([s.image for s in data.samples])
     path = plot_detections(images, predictions, truths, tmp_path / "detections.png", class_names=CLASS_NAMES)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_figure(path)
     with pytest.raises(ValueError, match="plot_detections"):
         plot_detections(images[:1], predictions, truths, tmp_path / "bad.png")
     curves = plot_loss_terms({"a": [1.0, 0.5, 0.25], "b": [0.1, 0.1, 0.05]}, tmp_path / "losses.png", smoothing=2)
-    assert curves.stat().st_size > 0
+    assert_figure(curves)
 
 
 def test_overlay_blends_only_mask_pixels():

@@ -6,13 +6,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from helpers import assert_figure
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
 import compare_segmenters  # noqa: E402
 import segment_pets  # noqa: E402
-from models import UNet  # noqa: E402
+from models import UNet, build_segmenter  # noqa: E402
 
 TINY = ["--limit", "6", "--epochs", "1", "--batch-size", "3", "--base-channels", "2", "--no-progress"]
 
@@ -20,8 +22,9 @@ TINY = ["--limit", "6", "--epochs", "1", "--batch-size", "3", "--base-channels",
 def test_segment_pets_writes_its_run_folder_and_resumes(tmp_path):
     out = tmp_path / "run"
     report = segment_pets.main([*TINY, "--model", "segnet", "--out", str(out)])
-    for name in ("metrics.json", "curves.png", "checkpoint.npz", "predictions.png"):
-        assert (out / name).stat().st_size > 0, name
+    assert (out / "checkpoint.npz").stat().st_size > 0
+    assert_figure(out / "curves.png")
+    assert_figure(out / "predictions.png")
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("model", "epochs", "parameters", "train_seconds", "test_pixel_accuracy", "test_mean_iou",
                 "test_iou_per_class", "test_dice", "baseline_all_background"):
@@ -54,12 +57,13 @@ def test_compare_segmenters_writes_table_and_figure(tmp_path):
     assert [row["model"] for row in rows] == ["unet", "fcn8s"]
     table = (tmp_path / "comparison.md").read_text()
     assert "| unet |" in table and "| fcn8s |" in table and "all background (baseline)" in table
-    assert (tmp_path / "predictions.png").stat().st_size > 0
+    assert_figure(tmp_path / "predictions.png")
     assert all(row["gflop_per_image"] > 0 for row in rows)
 
 
 def test_validation_split_is_a_fifth_of_each_breed_and_apart_from_train_and_test():
-    train, val, test = segment_pets.load_splits(segment_pets.parse_args([]))
+    assert [len(split) for split in segment_pets.load_splits(segment_pets.parse_args([]))] == [270, 30, 298]
+    train, val, test = segment_pets.load_splits(segment_pets.parse_args(["--val-fraction", "0.2"]))
     assert (len(train), len(val), len(test)) == (240, 60, 298)  # bundled trainval: 3 breeds x 100
 
     def keys(split):  # one hashable key per image, to compare splits by content
@@ -88,7 +92,8 @@ def test_recipe_is_wired_as_documented(tmp_path, monkeypatch):
     RecordingFlip.seen = []
     epochs, lr = 5, 0.004
     report = segment_pets.main(["--limit", "15", "--epochs", str(epochs), "--lr", str(lr), "--batch-size", "4",
-                                "--base-channels", "2", "--val-every", "2", "--no-progress", "--out", str(tmp_path)])
+                                "--base-channels", "2", "--val-fraction", "0.2", "--val-every", "2", "--no-progress",
+                                "--out", str(tmp_path)])
     history = report["history"]
     assert np.allclose(history["lr"], [lr * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)])
     assert [value is not None for value in history["val_loss"]] == [False, True, False, True, True]
@@ -96,7 +101,7 @@ def test_recipe_is_wired_as_documented(tmp_path, monkeypatch):
     assert report["recipe"]["epochs"] == epochs and report["recipe"]["batch_size"] == 4
     assert report["recipe"]["val_images"] == 3 and 0 <= report["val_mean_iou"] <= 1
 
-    train, val, _ = segment_pets.load_splits(segment_pets.parse_args(["--limit", "15"]))
+    train, val, _ = segment_pets.load_splits(segment_pets.parse_args(["--limit", "15", "--val-fraction", "0.2"]))
     assert len(RecordingFlip.seen) == epochs * 3  # 12 training images in batches of 4, each epoch
     train_images = {image.tobytes() for image in train.images}
     train_images |= {image[..., ::-1].tobytes() for image in train.images}
@@ -109,3 +114,15 @@ def test_default_recipe_comes_from_the_model_and_flags_override_it():
     args = segment_pets.parse_args(["--model", "fcn8s", "--lr", "0.01"])
     assert segment_pets.recipe(args, "fcn8s") == {**segment_pets.RECIPES["fcn8s"], "lr": 0.01}
     assert segment_pets.recipe(args, "unet")["epochs"] == segment_pets.RECIPES["unet"]["epochs"]
+    with pytest.raises(SystemExit, match="--dropout: segnet has no dropout layer"):
+        segment_pets.recipe(segment_pets.parse_args(["--dropout", "0.2"]), "segnet")
+
+
+def test_recipe_dropout_reaches_the_model(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(segment_pets, "build_segmenter", lambda *a, **kw: built.append(kw) or build_segmenter(*a, **kw))
+    args = segment_pets.parse_args([*TINY, "--out", str(tmp_path)])
+    train, val, _ = segment_pets.load_splits(args)
+    segment_pets.train_segmenter("unet", train, val, args, None)
+    segment_pets.train_segmenter("segnet", train, val, args, None)
+    assert built[0]["dropout"] == segment_pets.RECIPES["unet"]["dropout"] and "dropout" not in built[1]

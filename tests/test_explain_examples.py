@@ -10,7 +10,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from helpers import tiny_fashion_mnist  # noqa: E402
+from helpers import assert_figure, tiny_fashion_mnist  # noqa: E402
 
 from minidl.data import FashionMNIST, OxfordPets  # noqa: E402
 
@@ -50,6 +50,8 @@ def test_cam_example_writes_the_grids_and_the_cam_identity(tmp_path, capsys):
     assert saved["recipe"]["epochs"] == 1 and 0 <= saved["val_accuracy"] <= 1
     assert 0 <= saved["cam_identity_max_abs_error"] < 1e-4  # float32 rounding only
     assert "test accuracy" in capsys.readouterr().out
+    for name in ("cam_class_bag.png", "cam_grid.png", "curves.png"):
+        assert_figure(out / name)
     # one style, and the per-class grid of the images the model *predicts* as the class
     bags = (FashionMNIST(tmp_path, train=False).targets == FashionMNIST.classes.index("Bag")).sum()
     assert saved["class_grid_images"] == min(6, bags) > 0
@@ -69,6 +71,9 @@ def test_saliency_example_writes_its_figures_and_aucs(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint.npz", "curves.png", "metrics.json", "perturbation_curves.png", "saliency.png",
         "saliency_course.png", "sanity_check_grad-cam.png", "sanity_check_saliency.png"]
+    for name in ("curves.png", "perturbation_curves.png", "saliency.png", "saliency_course.png",
+                 "sanity_check_grad-cam.png", "sanity_check_saliency.png"):
+        assert_figure(out / name)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(summary))
     methods = ["saliency", "saliency (course)", "SmoothGrad", "gradient x input", "Integrated Gradients", "Grad-CAM",

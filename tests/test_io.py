@@ -58,8 +58,11 @@ def test_round_trip_restores_every_state_exactly(tmp_path):
     assert_states_equal(saved.history, history)
     assert_states_equal(fresh_model.state_dict(), model.state_dict())
     assert_states_equal(fresh_optimizer.state_dict(), optimizer.state_dict())
-    assert fresh_scheduler.state_dict().keys() == scheduler.state_dict().keys()
+    assert_states_equal(fresh_scheduler.state_dict(), scheduler.state_dict())
     assert optimizer.param_groups[0]["lr"] == fresh_optimizer.param_groups[0]["lr"]
+    scheduler.step()
+    fresh_scheduler.step()  # the resumed schedule goes on from the saved epoch
+    assert fresh_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
     np.testing.assert_array_equal(fresh_generator.random(5), generator.random(5))
 
 

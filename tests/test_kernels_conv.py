@@ -10,13 +10,15 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import check_gradients, check_op
+from helpers import check_directional_derivatives, check_gradients, check_op
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minidl.functional as F
 from minidl import Tensor
 from minidl.kernels import conv as kernels
+from minidl.kernels import conv_fast
+from minidl.kernels import im2col as im2col_kernels
 from minidl.kernels import workers
 from minidl.kernels.conv import conv_output_size
 from minidl.kernels.reference import conv as reference
@@ -77,6 +79,18 @@ def test_conv_transpose2d_gradients(case, with_bias):
     x_shape, w_shape, options = case
     inputs = [random(x_shape, seed=1), random(w_shape, seed=2)] + ([random(w_shape[1], seed=3)] if with_bias else [])
     check_gradients(lambda x, w, *b: F.conv_transpose2d(x, w, *b, **options), inputs)
+
+
+@pytest.mark.parametrize("op, w_shape", [("conv2d", (5, 4, 3, 3)), ("conv_transpose2d", (4, 5, 3, 3))])
+def test_gradients_of_inputs_whose_patch_matrix_spans_several_tiles(op, w_shape):
+    """The fast path cuts the patch matrix into tiles of ~2^18 entries (kernels.CHUNK_ELEMENTS) and sums
+    dL/dw over them; the cases above take one tile. Here each image's patch matrix (36 rows x ~31k
+    columns, 1.1M entries) spans about 4 tiles, several per worker thread for up to 4 threads.
+    Too large for one central difference per element: checked along random directions instead."""
+    x_shape = (2, 4, 181, 179) if op == "conv2d" else (2, 4, 90, 89)
+    options = dict(stride=(1, 1), padding=(1, 2), dilation=(2, 1)) if op == "conv2d" else dict(stride=2, padding=1)
+    inputs = [random(x_shape, seed=1), random(w_shape, seed=2), random(w_shape[0] if op == "conv2d" else w_shape[1])]
+    check_directional_derivatives(lambda x, w, b: getattr(F, op)(x, w, b, **options), inputs)
 
 
 def test_backward_skips_gradients_nobody_needs():
@@ -224,10 +238,10 @@ def test_tiled_paths_match_reference(chunk, dtype, transposed_gradient_channels)
     of images (2000), into bands of rows of one image (500), or into single rows (1). The weight
     gradient is computed transposed for few output channels; a threshold of 0 takes the other way."""
     x_shape, w_shape = ((3, 4, 9, 8), (5, 4, 3, 2)) if chunk else ((2, 8, 40, 40), (6, 8, 3, 3))
-    with mock.patch.object(kernels, "CHUNK_ELEMENTS", chunk or kernels.CHUNK_ELEMENTS), \
-            mock.patch.object(kernels, "TRANSPOSED_GRADIENT_CHANNELS", transposed_gradient_channels):
+    with mock.patch.object(conv_fast, "CHUNK_ELEMENTS", chunk or conv_fast.CHUNK_ELEMENTS), \
+            mock.patch.object(conv_fast, "TRANSPOSED_GRADIENT_CHANNELS", transposed_gradient_channels):
         output_size = check_kernels_against_reference(x_shape, w_shape, ((2, 1), (1, 2), (1, 2)), dtype)
-        tiles = kernels._tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
+        tiles = conv_fast.tiles(x_shape[0], output_size[0], w_shape[1] * w_shape[2] * w_shape[3] * output_size[1])
     bands = {rows for _, rows in tiles}
     assert (len(bands) > 1) == (chunk in (500, 1)) and (len(tiles) > 1) == (chunk is not None)
 
@@ -238,7 +252,7 @@ def test_tiled_paths_match_reference(chunk, dtype, transposed_gradient_channels)
 def test_every_split_among_workers_matches_reference(threads, n_batch, dtype):
     """Images shared among 1-3 worker threads, or rows when there are fewer images than workers (bands
     in the forward and dL/dW, but not in col2im, which adds into pixels that bands share), in small tiles."""
-    with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(kernels, "CHUNK_ELEMENTS", 100):
+    with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 100):
         check_kernels_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 2), ((1, 2), (1, 1), (2, 1)), dtype)
 
 
@@ -263,7 +277,7 @@ def test_im2col_takes_only_the_first_output_positions():
 def test_valid_outputs_stay_inside_the_output(offset, size, stride, out_size, expected):
     """im2col writes zeros to outputs [0, lo) without bounds checks, so lo must not pass out_size even when
     a kernel tap misses every kept output position (large padding, output_size smaller than the full output)."""
-    assert kernels._valid_outputs(offset, size, stride, out_size) == expected
+    assert im2col_kernels._valid_outputs(offset, size, stride, out_size) == expected
 
 
 def test_col2im_accepts_non_contiguous_columns():

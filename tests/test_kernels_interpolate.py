@@ -146,14 +146,52 @@ def test_interpolate_matches_torch_where_pytorch_special_cases_the_size(options,
 
 # ------------------------------------------------------------------ crops
 
-def test_crop_and_center_crop_are_slices_with_sliced_gradients():
+@st.composite
+def crop_cases(draw):
+    """(input shape (..., H, W) with 0-2 leading dims, window (top, left, height, width) inside it)."""
+    leading = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    in_h, in_w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    height, width = draw(st.integers(1, in_h)), draw(st.integers(1, in_w))
+    top, left = draw(st.integers(0, in_h - height)), draw(st.integers(0, in_w - width))
+    return (*leading, in_h, in_w), (top, left, height, width)
+
+
+@SETTINGS
+@given(case=crop_cases())
+def test_crop_is_a_slice_with_a_sliced_gradient(case):
+    shape, (top, left, height, width) = case
+    x = random(shape)
+    np.testing.assert_array_equal(F.crop(Tensor(x), top, left, height, width).data,
+                                  x[..., top:top + height, left:left + width])
+    check_gradients(lambda t: F.crop(t, top, left, height, width), [x])
+
+
+def centred_start(spare: int) -> int:
+    """Where a centred window starts when ``spare`` pixels are left over: spare / 2, or for odd spare the
+    even one of the two nearest starts (spare 3 -> 2, spare 5 -> 2)."""
+    low = spare // 2
+    return low + 1 if spare % 2 and low % 2 else low
+
+
+@SETTINGS
+@given(case=crop_cases())
+def test_center_crop_takes_the_centred_window(case):
+    """The margins above and below (left and right) differ by at most one; when they must differ, the
+    top (left) one is the even of the two, as torchvision's round((H - h) / 2): round(1.5) = round(2.5) = 2."""
+    shape, (_, _, height, width) = case
+    x = random(shape)
+    top, left = (centred_start(size - kept) for size, kept in zip(shape[-2:], (height, width)))
+    np.testing.assert_array_equal(F.center_crop(Tensor(x), (height, width)).data,
+                                  x[..., top:top + height, left:left + width])
+    check_gradients(lambda t: F.center_crop(t, (height, width)), [x])
+
+
+def test_crop_and_center_crop_closed_forms():
     x = random((2, 3, 7, 6))
     np.testing.assert_array_equal(F.crop(Tensor(x), 1, 2, 4, 3).data, x[..., 1:5, 2:5])
     # torchvision's rounding: top = round((7 - 4) / 2) = round(1.5) = 2, left = round((6 - 5) / 2) = round(0.5) = 0
     np.testing.assert_array_equal(F.center_crop(Tensor(x), (4, 5)).data, x[..., 2:6, 0:5])
     np.testing.assert_array_equal(F.center_crop(Tensor(x), 5).data, x[..., 1:6, 0:5])
-    check_gradients(lambda t: F.crop(t, 1, 2, 4, 3), [x])
-    check_gradients(lambda t: F.center_crop(t, (4, 5)), [x])
 
 
 def test_center_pad_or_crop():

@@ -7,7 +7,7 @@ differences can never change which element wins a window.
 import numpy as np
 import pytest
 from helpers import check_gradients, check_op
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import minidl.functional as F
@@ -38,12 +38,16 @@ def pool_cases(draw, max_dilation=2):
     return shape, options
 
 
+def shuffled_grid(shape, seed, dtype=np.float64):
+    """Every value distinct, 0.1 apart, in a random order set by ``seed``."""
+    size = int(np.prod(shape))
+    return ((np.random.default_rng(seed).permutation(size) - size / 2) * 0.1).reshape(shape).astype(dtype)
+
+
 @st.composite
 def distinct_values(draw, shape, dtype=np.float64):
     """Every value distinct, 0.1 apart, in random order."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    size = int(np.prod(shape))
-    return ((rng.permutation(size) - size / 2) * 0.1).reshape(shape).astype(dtype)
+    return shuffled_grid(shape, draw(st.integers(0, 2**32 - 1)), dtype)
 
 
 def kernel_geometry(shape, options):
@@ -109,14 +113,27 @@ def test_max_pool2d_gradcheck(data, case):
 
 
 @SETTINGS
-@given(st.data(), pool_cases(max_dilation=1))  # max_unpool2d's output size rule assumes no dilation
-def test_max_pool2d_is_the_window_maximum_and_unpool_puts_it_back(data, case):
-    """pool = brute-force window max; unpool(pool(x)) holds exactly the winning values, zeros elsewhere."""
+@given(pool_cases(max_dilation=2), st.integers(0, 2**32 - 1))
+@example(case=((1, 2, 7, 6), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(2, 2),
+                                  ceil_mode=False)), seed=0)
+def test_max_pool2d_is_the_window_maximum(case, seed):
+    """pool = brute-force window max over the dilated taps, and the indices point at those values."""
     shape, options = case
-    x = data.draw(distinct_values(shape))
+    x = shuffled_grid(shape, seed)
     y, indices = F.max_pool2d(Tensor(x), **options, return_indices=True)
     np.testing.assert_array_equal(y.data, brute_force_max_pool(x, options))
     assert indices.dtype == np.int64 and indices.shape == y.shape
+    np.testing.assert_array_equal(np.take_along_axis(x.reshape(*shape[:2], -1), indices.data.reshape(*shape[:2], -1),
+                                                     axis=2).reshape(y.shape), y.data)
+
+
+@SETTINGS
+@given(st.data(), pool_cases(max_dilation=1))  # max_unpool2d's output size rule assumes no dilation
+def test_max_unpool2d_puts_the_window_maxima_back(data, case):
+    """unpool(pool(x)) holds exactly the winning values, zeros elsewhere."""
+    shape, options = case
+    x = data.draw(distinct_values(shape))
+    y, indices = F.max_pool2d(Tensor(x), **options, return_indices=True)
 
     restored = F.max_unpool2d(y, indices, options["kernel_size"], options["stride"], options["padding"],
                               output_size=shape[2:]).data

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from helpers import arrays, check_gradients
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import minidl.functional as F
@@ -38,8 +38,13 @@ def test_cross_entropy_gradients(case, reduction, weighted):
     check_gradients(lambda x: F.cross_entropy(x, target, weight, reduction=reduction), [logits])
 
 
+# an ignored target under "mean": its weight must not count in the divisor (nor class 0's in its place)
+IGNORED_TARGET_CASE = (np.array([[0.5, -1.0, 2.0], [1.0, 0.25, -0.5]]), np.array([2, -100]), np.array([0.5, 1.5, 2.0]))
+
+
 @SETTINGS
 @given(case=classification_case(), reduction=st.sampled_from(REDUCTIONS))
+@example(case=IGNORED_TARGET_CASE, reduction="mean")
 def test_cross_entropy_matches_its_definition(case, reduction):
     """l_i = -w[t_i] log softmax(x_i)[t_i]; mean = sum l / sum w[t_i] over counted i; ignored l_i = 0."""
     logits, target, weight = case
@@ -102,6 +107,15 @@ def test_cross_entropy_errors_name_argument_and_shapes():
         F.cross_entropy(logits, np.zeros((2, 4, 4), dtype=np.int64), np.ones(2))
     with pytest.raises(ValueError, match="reduction must be one of"):
         F.cross_entropy(logits, np.zeros((2, 4, 4), dtype=np.int64), reduction="average")
+
+
+@SETTINGS
+@given(case=classification_case(), reduction=st.sampled_from(REDUCTIONS), weighted=st.booleans())
+@example(case=IGNORED_TARGET_CASE, reduction="mean", weighted=True)
+def test_nll_loss_gradients(case, reduction, weighted):
+    """nll_loss on its own (any real input, not only log-probabilities): dL/dx = -w[t_i] at (i, t_i), / sum w for mean."""
+    logits, target, weight = case
+    check_gradients(lambda x: F.nll_loss(x, target, weight if weighted else None, reduction=reduction), [logits])
 
 
 def test_nll_loss_on_log_softmax_equals_cross_entropy():

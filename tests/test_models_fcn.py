@@ -4,10 +4,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import minidl
+import minidl.nn as nn
 from minidl import Tensor
 from minidl import functional as F
 from models import FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
@@ -51,23 +52,27 @@ def test_models_compute_the_paper_offsets_from_their_own_layers(cls, offsets):
 
 
 @settings(max_examples=30, deadline=None)
-@given(kernel=st.integers(1, 6), stride=st.integers(1, 4), padding=st.integers(0, 3))
-def test_coordinate_maps_match_real_convolutions(kernel, stride, padding):
-    """A conv's output pixel j reads input pixels centred on map^-1(j); a transposed conv spreads input
-    pixel i over output pixels centred on map(i); and the two maps are inverses of each other."""
-    conv_map = CoordinateMap.of_conv(kernel, stride, padding)
+@given(kernel=st.integers(1, 6), stride=st.integers(1, 4), padding=st.integers(0, 3), dilation=st.integers(1, 3))
+@example(kernel=3, stride=2, padding=1, dilation=2)
+def test_coordinate_maps_match_real_convolutions(kernel, stride, padding, dilation):
+    """A conv's output pixel j reads input pixels centred on map^-1(j) (dilation spreads the taps); a
+    transposed conv spreads input pixel i over output pixels centred on map(i); and the maps of an undilated
+    conv and of its transposed conv are inverses of each other."""
+    conv = nn.Conv2d(1, 1, kernel, stride, padding, dilation, bias=False)
+    conv.weight.data[...] = 1
+    conv_map = CoordinateMap.of_module(conv)
     transposed_map = CoordinateMap.of_transposed_conv(kernel, stride, padding)
-    assert transposed_map == conv_map.inverse()
+    assert transposed_map == CoordinateMap.of_conv(kernel, stride, padding).inverse()
     assert conv_map.then(conv_map.inverse()) == CoordinateMap()
-    size = 24
-    impulses = np.eye(size).reshape(size, 1, 1, size)  # batch item i: a 1 at input pixel i
-    ones = Tensor(np.ones((1, 1, 1, kernel)))
-    reads = F.conv2d(Tensor(impulses), ones, stride=(1, stride), padding=(0, padding)).data[:, 0, 0, :]
+    size, rows = 24, dilation * (kernel - 1) + 1  # enough rows for one output row
+    impulses = np.broadcast_to(np.eye(size).reshape(size, 1, 1, size), (size, 1, rows, size))
+    reads = conv(Tensor(impulses.astype(np.float32))).data[:, 0, 0, :]  # batch item i: input column i lit
     for j in range(reads.shape[1]):
         window = np.flatnonzero(reads[:, j])  # input pixels that output j reads
         if window.size == kernel:  # a window wholly inside the input (none of its taps in the padding)
             assert conv_map.scale * Fraction(int(window.min() + window.max()), 2) + conv_map.shift == j
-    spread = F.conv_transpose2d(Tensor(impulses), ones, stride=(1, stride)).data[:, 0, 0, :]
+    ones = Tensor(np.ones((1, 1, 1, kernel)))
+    spread = F.conv_transpose2d(Tensor(impulses[:, :, :1]), ones, stride=(1, stride)).data[:, 0, 0, :]
     for i in range(size):
         lit = np.flatnonzero(spread[i])  # outputs before cropping `padding` from each side
         assert Fraction(int(lit.min() + lit.max()), 2) - padding == transposed_map.scale * i + transposed_map.shift

@@ -63,6 +63,22 @@ def test_kaiming_and_xavier_spreads():
     assert weight.dtype == np.float32
 
 
+def test_trunc_normal_stays_inside_and_has_the_truncated_spread():
+    """N(0, 1) conditioned on [-2, 2] has standard deviation 0.8796 (the factor Keras' he_normal divides by);
+    on [0, 3] the mean of N(1, 1) truncated there is 1 + (phi(-1) - phi(2)) / (Phi(2) - Phi(-1))."""
+    w = init.trunc_normal_(Tensor(np.zeros((1000, 500))), generator=np.random.default_rng(0)).data
+    assert w.min() >= -2 and w.max() <= 2 and w.max() > 1.99
+    assert np.isclose(w.std(), 0.87962566103423978, rtol=0.005)
+    shifted = init.trunc_normal_(Tensor(np.zeros(400_000)), mean=1.0, a=0.0, b=3.0,
+                                 generator=np.random.default_rng(1)).data
+    phi = lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda t: 0.5 * (1 + math.erf(t / math.sqrt(2)))  # noqa: E731
+    assert shifted.min() >= 0 and shifted.max() <= 3
+    assert np.isclose(shifted.mean(), 1 + (phi(-1) - phi(2)) / (cdf(2) - cdf(-1)), atol=0.005)
+    with pytest.raises(ValueError, match="need a < b"):
+        init.trunc_normal_(Tensor(np.zeros(3)), a=1.0, b=1.0)
+
+
 def test_calculate_gain_matches_pytorch():
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
     for nonlinearity, param in [("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None),

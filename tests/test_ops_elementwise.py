@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minidl.functional as F
+from minidl.gradcheck import gradcheck
 from minidl import Tensor
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -130,3 +131,26 @@ def test_where_shape_mismatch_names_all_three_shapes():
 def test_clamp_needs_a_bound():
     with pytest.raises(ValueError, match="clamp: at least one"):
         F.clamp(Tensor(np.ones(2)))
+
+
+@SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_cast_gradients(shape, data):
+    """Through a float32 stage: values and central-difference steps are multiples of 2^-10, which float32
+    holds exactly, so the differences are exact and the check keeps float64's tolerances."""
+    x = np.round(data.draw(arrays(shape)) * 1024) / 1024
+    gradcheck(lambda t: F.cast(F.cast(t, np.float32), np.float64), [x], eps=2**-10)
+
+
+@pytest.mark.parametrize("source, target", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_cast_sends_the_gradient_back_in_the_input_dtype(source, target):
+    """y = cast(x): dL/dx = g converted to x's dtype, values unchanged (g is exact in both dtypes here)."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 4)).astype(source), requires_grad=True)
+    y = F.cast(x, target)
+    assert y.dtype == target
+    np.testing.assert_array_equal(y.data, x.data.astype(target))
+    g = (rng.integers(-1000, 1000, (3, 4)) / 64).astype(target)
+    y.backward(g)
+    assert x.grad.dtype == source
+    np.testing.assert_array_equal(x.grad, g.astype(source))

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import assert_figure
 
 import minidl
 import minidl.functional as F
@@ -220,8 +220,8 @@ def test_training_curves_png(tmp_path):
     history = {"epoch": [1, 2, 3], "train_loss": [1.0, 0.7, 0.5], "val_loss": [0.9, 0.8, 0.7],
                "train_accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.55, 0.6, 0.7], "lr": [0.1] * 3}
     path = plot_training_curves(history, tmp_path / "curves.png", title="toy run")
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.width > 2 * image.height  # two panels side by side
+    width, height = assert_figure(path)
+    assert width > 2 * height  # two panels side by side
     with pytest.raises(ValueError, match="needs an 'epoch' column"):
         plot_training_curves({"train_loss": [1.0]}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="no 'train_<quantity>' or 'val_<quantity>' column"):

@@ -15,10 +15,9 @@ values along them:
 
 All kernels take arrays of shape (P, H, W), one plane per (n, c). Finding the maxima compares
 every tap of every window, so it runs the planes in parallel (``prange``; a plane is written by
-one thread). The gathers and scatters only move values and are limited by memory, not arithmetic:
-on one thread they were 1.5-5x faster than on two for the pooling shapes of
-benchmarks/bench_kernels.py (8 x 16 x 128 x 128 down to 8 x 256 x 8 x 8), so they run serially, and
-their scatter-adds have no races to avoid. Like all Numba code they do not check bounds:
+one thread). The gathers and scatters only move values and are limited by memory, not arithmetic,
+so they run serially (faster than on two threads, see benchmarks/README.md), and their
+scatter-adds have no races to avoid. Like all Numba code they do not check bounds:
 ``minidl.ops.pooling`` validates sizes and indices first.
 Each function has a NumPy twin of the same name in ``minidl.kernels.reference.pooling``.
 """

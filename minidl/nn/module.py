@@ -305,7 +305,12 @@ class Module:
         depth); a row's parameter count includes its children.
         """
         named = list(self.named_modules())
-        output_shapes, output = self._trace_output_shapes(Tensor(np.zeros(input_shape, dtype=dtype)))
+        output_shapes = {}
+
+        def record(module, inputs, output):
+            output_shapes.setdefault(id(module), []).append(_shape_text(output))
+
+        output = self.forward_with_hooks(Tensor(np.zeros(input_shape, dtype=dtype)), record)
         rows = [("Layer (type)", "Output shape", "Param #")]
         for name, module in named[1:]:
             shapes = output_shapes.get(id(module), [])
@@ -320,25 +325,22 @@ class Module:
         print(text)
         return text
 
-    def _trace_output_shapes(self, input: Tensor) -> tuple:
-        """Run forward once (eval mode, no graph) and record each module's output shapes, by id."""
-        output_shapes = {}
-
-        def record(module, inputs, output):
-            output_shapes.setdefault(id(module), []).append(_shape_text(output))
-
-        modules = list(self.modules())
-        handles = [module.register_forward_hook(record) for module in modules]
-        modes = [module.training for module in modules]
+    def forward_with_hooks(self, input: Tensor, hook, modules=None) -> Tensor:
+        """``self(input)`` once, in eval mode and without a graph, with the forward hook ``hook`` on
+        every module (or on ``modules``); afterwards the hooks are removed and every module's
+        training flag is what it was (so BatchNorm running statistics are not touched)."""
+        modules = list(self.modules()) if modules is None else list(modules)
+        handles = [module.register_forward_hook(hook) for module in modules]
+        modes = {id(module): (module, module.training) for module in [*self.modules(), *modules]}
         try:
             self.eval()
             with no_grad():
-                output = self(input)
+                return self(input)
         finally:
-            for module, handle, mode in zip(modules, handles, modes):
+            for handle in handles:
                 handle.remove()
+            for module, mode in modes.values():
                 module.training = mode
-        return output_shapes, output
 
 
 def _table(rows: list) -> list:

@@ -12,11 +12,11 @@ from .elementwise import unbroadcast
 class MatMul(Function):
     """y = a @ b;  dL/da = g @ b^T,  dL/db = a^T @ g  (batch dims un-broadcast; 1-d operands promoted).
 
-    The products run on minidl's worker threads (``minidl.kernels.workers.matmul``)."""
+    ``workers.matmul(a, b)`` is ``a @ b`` computed on minidl's worker threads rather than BLAS's own."""
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return workers.matmul(a, b)
+        return workers.matmul(a, b)  # a @ b
 
     def backward(self, g):
         a = self.a[None, :] if self.a.ndim == 1 else self.a

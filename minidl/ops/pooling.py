@@ -18,6 +18,7 @@ import numbers
 import numpy as np
 
 from ..kernels import pooling as kernels
+from ..kernels.conv import conv_output_size
 from ..tensor import Function, Tensor
 from .arguments import pair
 
@@ -72,8 +73,8 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     and with ``ceil_mode`` the last window must start inside the input or the left padding
     (otherwise it is dropped).
     """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    # ceil(a / s) = floor((a + s - 1) / s): rounding up is the floor rule on an input s - 1 longer
+    out = conv_output_size(size + (stride - 1 if ceil_mode else 0), kernel, stride, padding, dilation)
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
