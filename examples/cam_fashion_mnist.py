@@ -29,13 +29,13 @@ mean_ij CAM_c[i, j] + b_c = logit_c, a float32 rounding error).
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from common import (add_run_folder_options, fraction, hold_run_folders, positive_float, positive_int, seed,
+                    training_settings)
 
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
@@ -52,23 +52,34 @@ from models.classifier import CAMClassifier  # noqa: E402
 CONFIDENCE_THRESHOLD = 0.9
 
 
+def class_index(name: str) -> int:
+    """An argparse ``type``: a Fashion-MNIST class by name (any case) or index."""
+    classes = FashionMNIST.classes
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    lowered = [c.lower() for c in classes]
+    if name.lower() not in lowered:
+        raise argparse.ArgumentTypeError(f"must be one of {classes} or 0..{len(classes) - 1}, got {name!r}")
+    return lowered.index(name.lower())
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train a CAM-able CNN on Fashion-MNIST and draw class activation maps.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder with the official IDX files; default: the subset bundled with minidl")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
-    parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size")
-    parser.add_argument("--lr", type=float, default=2e-3,
+    parser.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="training mini-batch size")
+    parser.add_argument("--lr", type=positive_float, default=2e-3,
                         help="initial learning rate of Adam, annealed to 0 by a cosine schedule")
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and flips")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
+    parser.add_argument("--seed", type=seed, default=0, help="seed of initialisation, shuffling and flips")
+    parser.add_argument("--val-fraction", type=fraction, default=0.1,
                         help="share of each class's training images held out for validation (0: none)")
-    parser.add_argument("--val-every", type=int, default=2,
+    parser.add_argument("--val-every", type=positive_int, default=2,
                         help="evaluate the validation split every N epochs (and after the last)")
-    parser.add_argument("--grid", type=int, default=24, help="number of test images in cam_grid.png")
-    parser.add_argument("--class", dest="class_name", default="Sneaker",
+    parser.add_argument("--grid", type=positive_int, default=24, help="number of test images in cam_grid.png")
+    parser.add_argument("--class", dest="class_index", type=class_index, default="Sneaker",
                         help=f"class (name or index) of the per-class grid; one of {FashionMNIST.classes}")
     parser.add_argument("--class-by", choices=("true", "predicted"), default="true",
                         help="the per-class grid shows test images of that true class, or those predicted as it "
@@ -76,19 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--style", choices=(*CAM_STYLES, "both"), default="both",
                         help="jet: the CAM in jet over the image; seed: the course's green/red shades, darker = "
                              "larger CAM; both: one file of each (the seed one ends in _seed.png)")
-    parser.add_argument("--out", type=Path, default=Path("runs/cam_fashion_mnist"), help="run folder")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    add_run_folder_options(parser, "runs/cam_fashion_mnist")
     return parser.parse_args(argv)
-
-
-def class_index(name: str) -> int:
-    classes = FashionMNIST.classes
-    if name.isdigit() and int(name) < len(classes):
-        return int(name)
-    lowered = [c.lower() for c in classes]
-    if name.lower() not in lowered:
-        raise SystemExit(f"--class must be one of {classes} or 0..{len(classes) - 1}, got {name!r}")
-    return lowered.index(name.lower())
 
 
 def predictions(model, images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +119,13 @@ def cam_figure(model, images, path: Path, title: str, styles) -> float:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    chosen = class_index(args.class_name)
+    with contextlib.ExitStack() as run:
+        hold_run_folders(run, args)
+        return train_and_draw(args)
+
+
+def train_and_draw(args) -> dict:
+    chosen = args.class_index
     minidl.manual_seed(args.seed)
     official_train = FashionMNIST(args.data_root, train=True)
     test_set = FashionMNIST(args.data_root, train=False)
@@ -140,8 +146,9 @@ def main(argv=None) -> dict:
     print(f"model: CAMClassifier with {parameters:,} parameters; {args.epochs} epochs")
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, val_loader=val_loader,
-                  metrics=metrics, scheduler=scheduler, run_dir=args.out, verbose=2 if args.no_progress else 1,
-                  val_every=args.val_every)
+                  metrics=metrics, scheduler=scheduler, run_dir=args.out, resume=args.resume,
+                  settings=training_settings(args, "grid", "class_index", "class_by", "style"),
+                  verbose=2 if args.no_progress else 1, val_every=args.val_every)
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=not args.no_progress, description="test")
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f})")
 

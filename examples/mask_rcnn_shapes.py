@@ -22,23 +22,21 @@ step, the per-step loss terms), ``losses.png`` (loss terms per step), ``predicti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from common import add_run_folder_options, hold_run_folders, non_negative_int, positive_float, positive_int, seed
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-import minidl  # noqa: E402
-from minidl import optim  # noqa: E402
-from minidl.detection.evaluation import evaluate_detections, mask_iou, proposal_recall  # noqa: E402
-from minidl.detection.shapes import CLASS_NAMES, ShapesDataset, validation_set  # noqa: E402
-from minidl.io import save_checkpoint, save_json  # noqa: E402
-from minidl.viz.detection import plot_detections, plot_loss_terms  # noqa: E402
-from models.mask_rcnn import MaskRCNN, MaskRCNNConfig  # noqa: E402
+import minidl
+from minidl import optim
+from minidl.detection.evaluation import evaluate_detections, mask_iou, proposal_recall
+from minidl.detection.shapes import CLASS_NAMES, VALIDATION_SIZE, ShapesDataset, validation_set
+from minidl.io import save_checkpoint, save_json, settings_for_json
+from minidl.viz.detection import plot_detections, plot_loss_terms
+from models.mask_rcnn import MaskRCNN, MaskRCNNConfig
 
 SHOWN_IMAGES = 6
 
@@ -46,20 +44,24 @@ SHOWN_IMAGES = 6
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--steps", type=int, default=600, help="training steps (batches)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak Adam learning rate")
-    parser.add_argument("--warmup", type=int, default=50, help="steps of linear learning-rate warm-up")
-    parser.add_argument("--time-budget", type=float, default=600.0,
+    parser.add_argument("--steps", type=positive_int, default=600, help="training steps (batches)")
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--lr", type=positive_float, default=3e-3, help="peak Adam learning rate")
+    parser.add_argument("--warmup", type=non_negative_int, default=50, help="steps of linear learning-rate warm-up")
+    parser.add_argument("--time-budget", type=positive_float, default=600.0,
                         help="stop training after this many seconds even if steps remain (the learning-rate "
                              "decay follows whichever limit comes first)")
-    parser.add_argument("--rois-per-image", type=int, default=MaskRCNNConfig.roi_batch_per_image,
+    parser.add_argument("--rois-per-image", type=positive_int, default=MaskRCNNConfig.roi_batch_per_image,
                         help="proposals sampled per image to train the box head")
-    parser.add_argument("--val-images", type=int, default=200, help="evaluate on the first N validation images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/mask_rcnn_shapes", help="run folder")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    parser.add_argument("--val-images", type=positive_int, default=VALIDATION_SIZE,
+                        help=f"evaluate on the first N validation images (at most {VALIDATION_SIZE}); "
+                             f"predictions.png shows the first {SHOWN_IMAGES} of them")
+    parser.add_argument("--seed", type=seed, default=0)
+    add_run_folder_options(parser, "runs/mask_rcnn_shapes", resume=False)
+    args = parser.parse_args(argv)
+    if args.val_images > VALIDATION_SIZE:
+        parser.error(f"argument --val-images: the validation set has {VALIDATION_SIZE} images, got {args.val_images}")
+    return args
 
 
 def learning_rate(step: int, peak: float, warmup: int, progress: float) -> float:
@@ -135,8 +137,15 @@ def evaluate(model, dataset, batch_size: int, progress: bool) -> tuple:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as run:
+        hold_run_folders(run, args)
+        metrics = train_and_evaluate(args)
+    print(f"wrote metrics.json, losses.png, predictions.png, checkpoint.npz to {args.out}")
+    return metrics
+
+
+def train_and_evaluate(args) -> dict:
+    out = args.out
     minidl.manual_seed(args.seed)
     model = MaskRCNN(MaskRCNNConfig(roi_batch_per_image=args.rois_per_image), generator=np.random.default_rng(args.seed))
 
@@ -146,21 +155,20 @@ def main(argv=None) -> dict:
     validation = validation_set(args.val_images)
     started = time.perf_counter()
     predictions, metrics = evaluate(model, validation, args.batch_size, not args.no_progress)
-    metrics = {**metrics, "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "steps": steps,
-               "batch_size": args.batch_size, "seconds_per_step": seconds / steps,
+    metrics = {"status": "ok", **metrics, "train_seconds": seconds, "train_cpu_seconds": cpu_seconds,
+               "steps": steps, "batch_size": args.batch_size, "seconds_per_step": seconds / steps,
                "cpu_seconds_per_step": cpu_seconds / steps, "eval_seconds": time.perf_counter() - started,
-               "val_images": validation.n, "losses": losses}
+               "val_images": validation.n, "settings": settings_for_json(args), "losses": losses}
 
     save_json(out / "metrics.json", metrics)
     save_checkpoint(out / "checkpoint.npz", model, epoch=steps)
     plot_loss_terms(losses, out / "losses.png", title=f"Mask R-CNN on shapes: loss terms ({steps} steps)")
-    shown = range(SHOWN_IMAGES)
+    shown = range(min(SHOWN_IMAGES, validation.n))
     plot_detections(np.stack([validation[i].image for i in shown]), [predictions[i] for i in shown],
                     [validation[i].target() for i in shown], out / "predictions.png", class_names=CLASS_NAMES,
                     title=f"validation: box AP50 {metrics['box_ap50']:.3f}, mask AP50 {metrics['mask_ap50']:.3f}")
     print("  ".join(f"{name} {metrics[name]:.3f}" for name in
                     ("box_ap50", "box_ap", "mask_ap50", "mask_ap75", "mask_ap", "rpn_recall50", "mask_iou_on_gt_boxes")))
-    print(f"wrote metrics.json, losses.png, predictions.png, checkpoint.npz to {out}")
     return metrics
 
 

@@ -16,13 +16,12 @@ by about half a percent (benchmarks/README.md).
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from common import add_run_folder_options, hold_run_folders, positive_float, positive_int, seed, training_settings
 
 import minidl
 import minidl.functional as F
@@ -41,21 +40,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder with the official IDX files (train-images-idx3-ubyte.gz, ...) "
                              "(default: the subset bundled with minidl)")
-    parser.add_argument("--epochs", type=int, default=20,
+    parser.add_argument("--epochs", type=positive_int, default=20,
                         help="train until this many epochs are complete (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="training mini-batch size (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=0.05,
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="training mini-batch size (default: %(default)s)")
+    parser.add_argument("--lr", type=positive_float, default=0.05,
                         help="initial learning rate of SGD with momentum 0.9, annealed to 0 along a cosine "
                              "(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed, default=0,
                         help="seed of initialisation, validation split, shuffling, flips and dropout "
                              "(default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("runs/train_fashion_mnist"),
-                        help="run folder (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true",
-                        help=f"continue the run saved in --out/{CHECKPOINT_NAME} up to --epochs")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bars, one line per epoch (for log files)")
+    add_run_folder_options(parser, "runs/train_fashion_mnist")
     return parser.parse_args(argv)
 
 
@@ -70,6 +65,15 @@ def split_validation(dataset: ArrayDataset, fraction: float, seed: int) -> tuple
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    with contextlib.ExitStack() as run:
+        hold_run_folders(run, args)
+        summary = train_and_test(args)
+    for name in (CHECKPOINT_NAME, METRICS_NAME, CURVES_NAME):
+        print(f"wrote {args.out / name}")
+    return summary
+
+
+def train_and_test(args) -> dict:
     minidl.manual_seed(args.seed)
     train_set, val_set = split_validation(FashionMNIST(args.data_root, train=True), fraction=0.1, seed=args.seed)
     test_set = FashionMNIST(args.data_root, train=False)
@@ -90,7 +94,7 @@ def main(argv=None) -> dict:
     metrics = {"accuracy": accuracy}
     history = fit(model, optimizer, F.cross_entropy, train_loader, args.epochs, val_loader=val_loader,
                   metrics=metrics, scheduler=scheduler, run_dir=args.out, resume=args.resume,
-                  verbose=2 if args.no_progress else 1)
+                  settings=training_settings(args), verbose=2 if args.no_progress else 1)
     started = time.perf_counter()
     test = evaluate(model, test_loader, F.cross_entropy, metrics, progress=not args.no_progress, description="test")
 
@@ -114,8 +118,6 @@ def main(argv=None) -> dict:
                                f"test accuracy {test['accuracy']:.1%}")
     print(f"test accuracy {test['accuracy']:.2%} (loss {test['loss']:.4f}) after {len(history)} epochs, "
           f"{summary['train_seconds']:.0f} s of training")
-    for name in (CHECKPOINT_NAME, METRICS_NAME, CURVES_NAME):
-        print(f"wrote {args.out / name}")
     return summary
 
 

@@ -9,7 +9,8 @@ One training step on a batch (x, y) is the whole idea::
 
 ``run_epoch`` repeats it over a data loader (or, without an optimizer, only evaluates), ``fit``
 repeats epochs and after each one records the numbers (``History``), saves a checkpoint, writes
-``metrics.json`` and redraws ``curves.png`` in the run folder. Everything random (initialisation,
+``metrics.json`` and redraws ``curves.png`` in the run folder (held with ``minidl.io.run_folder``: locked,
+never silently overwritten, its status ``running``, ``ok``, ``interrupted`` or ``failed``). Everything random (initialisation,
 shuffling, dropout) comes from seeded generators whose states go into the checkpoint, so the same
 seed gives the same numbers and a resumed run continues exactly where the saved one stopped.
 """
@@ -17,6 +18,7 @@ seed gives the same numbers and a resumed run continues exactly where the saved 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +27,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import load_checkpoint, save_checkpoint, save_json
+from .io import CHECKPOINT_NAME, METRICS_NAME, load_checkpoint, run_folder, save_checkpoint, save_json
 from .random import default_generator
 from .tensor import Tensor, no_grad
 from .viz.curves import plot_training_curves
 
-CHECKPOINT_NAME = "checkpoint.npz"
-METRICS_NAME = "metrics.json"
 CURVES_NAME = "curves.png"
 
 # metric(output, target) -> the batch's mean value, e.g. accuracy = mean(argmax(output) == target)
@@ -40,6 +40,11 @@ Metric = Callable[[np.ndarray, np.ndarray], float]
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite, so training cannot go on (learning rate too high, bad data...)."""
+
+
+class NonFiniteParameterError(NonFiniteLossError):
+    """A parameter or buffer became NaN or infinite during an epoch (possible while the loss of every
+    batch was still finite, e.g. after the last update of the epoch), so it must not be saved."""
 
 
 class History:
@@ -146,13 +151,15 @@ def training_generators(loader, model=None) -> dict[str, np.random.Generator]:
 def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None,
         metrics: Mapping[str, Metric] | None = None, scheduler=None, run_dir=None,
         rngs: Mapping[str, np.random.Generator] | None = None, resume: bool = False,
+        overwrite: bool = False, settings: Mapping | None = None, curves_title: str | None = None,
         verbose: int = 1, val_every: int = 1) -> History:
     """Train ``model`` until ``epochs`` epochs are complete; return the per-epoch ``History``.
 
     After every epoch: validate (if ``val_loader``), step the ``scheduler`` (once per epoch, like
     PyTorch's StepLR/CosineAnnealingLR), and, if ``run_dir`` is given, write into it
     ``checkpoint.npz`` (model, optimizer, scheduler, epoch, the states of the generators in ``rngs``,
-    history), ``metrics.json`` (the history) and ``curves.png`` (loss and metrics, train vs val).
+    history), ``metrics.json`` (the history) and ``curves.png`` (loss and metrics, train vs val, titled
+    ``curves_title``). ``record_results`` adds a run's final numbers (e.g. test scores) to ``metrics.json``.
 
     ``val_every=k`` validates only after every k-th epoch and after the last one (a validation pass
     costs about a third of a training pass per image); the other epochs' ``val_*`` are NaN, and
@@ -162,10 +169,17 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
     dropout); their saved states are what makes a resumed run exact. The default,
     ``training_generators(train_loader, model)``, finds them for minidl's own loader and layers.
     ``resume=True`` loads ``run_dir/checkpoint.npz`` into the given (freshly built) objects and
-    continues from the epoch after the saved one.
+    continues from the epoch after the saved one; ``epochs`` below the saved epoch is an error, equal
+    to it trains nothing (and says so). A ``run_dir`` that already holds a run is refused unless
+    ``resume`` or ``overwrite`` (see ``minidl.io.run_folder``).
 
-    A NaN or infinite loss stops training with NonFiniteLossError; the checkpoint on disk is then
-    still the one of the last complete epoch, and ``metrics.json`` says why the run stopped.
+    ``settings`` (JSON-able, e.g. the command-line flags) go into the checkpoint and ``metrics.json``;
+    on resume each must equal the saved value (a run cannot change its model, seed, data or
+    learning rate half-way), except ``epochs``.
+
+    A NaN or infinite loss, or a parameter or buffer that is not finite at the end of an epoch, stops
+    training with NonFiniteLossError before that epoch is saved; the checkpoint on disk is then still
+    the one of the last complete epoch, and ``metrics.json`` says ``status: failed`` and why.
 
     The ``train_*`` numbers are running means over the epoch in training mode (dropout on, weights
     still moving), the ``val_*`` numbers come from the model at the end of the epoch in eval mode.
@@ -173,16 +187,35 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
     ``verbose``: 0 prints nothing, 1 shows progress bars (loss, metrics, batches/s) and a line per
     epoch, 2 only the line per epoch (for log files).
     """
-    run_dir = None if run_dir is None else Path(run_dir)
     if not isinstance(val_every, (int, np.integer)) or val_every < 1:
         raise ValueError(f"fit: val_every must be a positive int, got {val_every!r}")
     if resume and run_dir is None:
         raise ValueError("fit: resume=True needs the run_dir that holds the checkpoint")
+    if run_dir is None:
+        return _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, None,
+                      rngs, resume, settings, curves_title, verbose, val_every)
+    with run_folder(run_dir, resume=resume, overwrite=overwrite) as run_dir:
+        return _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, run_dir,
+                      rngs, resume, settings, curves_title, verbose, val_every)
+
+
+def _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, run_dir, rngs,
+           resume, settings, curves_title, verbose, val_every) -> History:
+    """``fit`` once the run folder (if any) is held."""
     rngs = training_generators(train_loader, model) if rngs is None else rngs
     history, start_epoch = History(), 0
     if resume:
         saved = load_checkpoint(run_dir / CHECKPOINT_NAME, model, optimizer, scheduler, rngs=rngs)
+        _check_resume(run_dir, saved.epoch, epochs, saved.settings, settings)
         history, start_epoch = History(saved.history), saved.epoch
+        if start_epoch == epochs:
+            if verbose:
+                tqdm.write(f"nothing left to train: {run_dir / CHECKPOINT_NAME} already holds all {epochs} epochs "
+                           f"(ask for more epochs to continue)")
+            return history
+    extra = {} if settings is None else {"settings": dict(settings)}
+    if run_dir is not None:
+        save_json(run_dir / METRICS_NAME, {"status": "running", **extra, "history": history.to_dict()})
 
     for epoch in range(start_epoch + 1, epochs + 1):
         started = time.perf_counter()
@@ -191,13 +224,14 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
         try:
             train = run_epoch(model, train_loader, loss_fn, metrics, optimizer,
                               description=f"epoch {epoch}/{epochs} train", progress=verbose == 1)
+            _check_finite_state(model, optimizer, epoch, epochs)
             if validate:
                 val = evaluate(model, val_loader, loss_fn, metrics, verbose == 1,
                                description=f"epoch {epoch}/{epochs} val")
             else:
                 val = {} if val_loader is None else dict.fromkeys(["loss", *(metrics or {})], math.nan)
         except NonFiniteLossError as error:
-            _stop_on_non_finite_loss(error, run_dir, history, last_good_epoch=epoch - 1)
+            _stop_on_non_finite(error, run_dir, last_good_epoch=epoch - 1)
         if scheduler is not None:
             scheduler.step()
         history.append(epoch=epoch, **_prefixed("train", train), **_prefixed("val", val),
@@ -206,11 +240,52 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
             tqdm.write(_summary(history, epochs))
         if run_dir is not None:
             save_checkpoint(run_dir / CHECKPOINT_NAME, model, optimizer, scheduler, epoch=epoch, rngs=rngs,
-                            history={name: np.asarray(values) for name, values in history.columns.items()})
-            save_json(run_dir / METRICS_NAME, {"status": "ok", "history": history.to_dict()})
+                            history={name: np.asarray(values) for name, values in history.columns.items()},
+                            settings=settings)
+            status = "ok" if epoch == epochs else "running"
+            save_json(run_dir / METRICS_NAME, {"status": status, **extra, "history": history.to_dict()})
             if validate or val_loader is None:
-                plot_training_curves(history.to_dict(), run_dir / CURVES_NAME)
+                plot_training_curves(history.to_dict(), run_dir / CURVES_NAME, title=curves_title)
     return history
+
+
+def record_results(run_dir, results: Mapping) -> dict:
+    """Add ``results`` (e.g. test scores, JSON-able) to the ``metrics.json`` that ``fit`` wrote in
+    ``run_dir``, keeping its status, settings and history; returns the whole content."""
+    path = Path(run_dir) / METRICS_NAME
+    content = {**json.loads(path.read_text()), **results}
+    save_json(path, content)
+    return content
+
+
+def _check_resume(run_dir: Path, saved_epoch: int, epochs: int, saved_settings, settings) -> None:
+    """Refuse a resume that would train nothing sensible or continue a different run."""
+    if epochs < saved_epoch:
+        raise ValueError(f"fit: cannot resume to epoch {epochs}: {run_dir / CHECKPOINT_NAME} has already "
+                         f"completed {saved_epoch} epochs (ask for more than {saved_epoch} to continue)")
+    if saved_settings is None or settings is None:
+        return
+    changed = [f"{name} {settings.get(name)!r} (the checkpoint has {saved_settings.get(name)!r})"
+               for name in sorted(set(saved_settings) | set(settings))
+               if name != "epochs" and _as_json(settings.get(name)) != saved_settings.get(name)]
+    if changed:
+        raise ValueError(f"fit: cannot resume {run_dir} with other settings: {'; '.join(changed)}. Only the "
+                         f"number of epochs may change on resume; start a new run for the others")
+
+
+def _as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists, NumPy scalars numbers)."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist()))
+
+
+def _check_finite_state(model, optimizer, epoch: int, epochs: int) -> None:
+    """Raise NonFiniteParameterError if a parameter or buffer of ``model`` holds NaN or infinity."""
+    for name, value in model.state_dict().items():
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            raise NonFiniteParameterError(f"{name} has {bad} NaN or infinite values after epoch {epoch}/{epochs} "
+                                          f"(learning rate {optimizer.param_groups[0]['lr']})")
 
 
 def _prefixed(phase: str, values: Mapping[str, float]) -> dict[str, float]:
@@ -224,9 +299,8 @@ def _summary(history: History, epochs: int) -> str:
     return f"epoch {history['epoch'][-1]}/{epochs}  {numbers}  {history['seconds'][-1]:.1f} s"
 
 
-def _stop_on_non_finite_loss(error: NonFiniteLossError, run_dir: Path | None, history: History,
-                             last_good_epoch: int):
-    """Record why the run stopped and raise, pointing at the last good checkpoint."""
+def _stop_on_non_finite(error: NonFiniteLossError, run_dir: Path | None, last_good_epoch: int):
+    """Raise again, pointing at the last good checkpoint (``run_folder`` records it in metrics.json)."""
     if run_dir is None:
         where = "no checkpoint is written without a run_dir"
     elif last_good_epoch == 0:
@@ -234,6 +308,4 @@ def _stop_on_non_finite_loss(error: NonFiniteLossError, run_dir: Path | None, hi
     else:
         where = f"the last good checkpoint (end of epoch {last_good_epoch}) is kept at {run_dir / CHECKPOINT_NAME}"
     message = f"fit: training stopped, {error}; {where}. Try a smaller learning rate or check the data."
-    if run_dir is not None:
-        save_json(run_dir / METRICS_NAME, {"status": "stopped", "reason": message, "history": history.to_dict()})
-    raise NonFiniteLossError(message) from error
+    raise type(error)(message) from error

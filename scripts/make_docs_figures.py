@@ -37,9 +37,11 @@ COLOURS = 128  # palette size: photos keep their look, the PNGs stay near 100 kB
 
 
 def run_example(script: str, out: Path, extra: list) -> float:
-    """Run one example with its defaults (and ``extra``) into ``out``; returns the wall time in seconds."""
+    """Run one example with its defaults (and ``extra``) into ``out`` (replacing a run already there);
+    returns the wall time in seconds."""
     start = time.perf_counter()
-    command = [sys.executable, str(ROOT / "examples" / script), "--out", str(out), "--no-progress", *extra]
+    command = [sys.executable, str(ROOT / "examples" / script), "--out", str(out), "--overwrite", "--no-progress",
+               *extra]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
     return time.perf_counter() - start

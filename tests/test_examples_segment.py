@@ -12,6 +12,7 @@ from helpers import assert_figure
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
+import common  # noqa: E402
 import compare_segmenters  # noqa: E402
 import segment_pets  # noqa: E402
 from models import UNet, build_segmenter  # noqa: E402
@@ -69,14 +70,14 @@ def test_validation_split_is_a_fifth_of_each_breed_and_apart_from_train_and_test
     def keys(split):  # one hashable key per image, to compare splits by content
         return {image.tobytes() for image in split.images}
     assert not keys(train) & keys(val) and not keys(val) & keys(test) and not keys(train) & keys(test)
-    trainval = segment_pets.OxfordPets(None, "trainval")
+    trainval = common.OxfordPets(None, "trainval")
     breeds = np.array([name.rsplit("_", 1)[0] for name in trainval.names])
     held_out = np.array([image.tobytes() in keys(val) for image in trainval.images])
     for breed in np.unique(breeds):  # every 5th image of each breed, in file order
         assert np.array_equal(np.flatnonzero(held_out[breeds == breed]), np.arange(4, 100, 5)), breed
 
 
-class RecordingFlip(segment_pets.RandomHorizontalFlip):
+class RecordingFlip(common.RandomHorizontalFlip):
     """The example's flip, remembering every batch it was applied to."""
     seen = []
 
@@ -88,7 +89,7 @@ class RecordingFlip(segment_pets.RandomHorizontalFlip):
 def test_recipe_is_wired_as_documented(tmp_path, monkeypatch):
     """A tiny run: cosine schedule over the epochs, validation every --val-every epochs and after the
     last, flips on training batches only, and the recipe and validation numbers in metrics.json."""
-    monkeypatch.setattr(segment_pets, "RandomHorizontalFlip", RecordingFlip)
+    monkeypatch.setattr(common, "RandomHorizontalFlip", RecordingFlip)
     RecordingFlip.seen = []
     epochs, lr = 5, 0.004
     report = segment_pets.main(["--limit", "15", "--epochs", str(epochs), "--lr", str(lr), "--batch-size", "4",
@@ -110,19 +111,20 @@ def test_recipe_is_wired_as_documented(tmp_path, monkeypatch):
     assert saved["recipe"] == report["recipe"] and saved["val_pixel_accuracy"] == report["val_pixel_accuracy"]
 
 
-def test_default_recipe_comes_from_the_model_and_flags_override_it():
+def test_default_recipe_comes_from_the_model_and_flags_override_it(capsys):
     args = segment_pets.parse_args(["--model", "fcn8s", "--lr", "0.01"])
-    assert segment_pets.recipe(args, "fcn8s") == {**segment_pets.RECIPES["fcn8s"], "lr": 0.01}
-    assert segment_pets.recipe(args, "unet")["epochs"] == segment_pets.RECIPES["unet"]["epochs"]
-    with pytest.raises(SystemExit, match="--dropout: segnet has no dropout layer"):
-        segment_pets.recipe(segment_pets.parse_args(["--dropout", "0.2"]), "segnet")
+    assert common.recipe(args, "fcn8s") == {**common.RECIPES["fcn8s"], "lr": 0.01}
+    assert common.recipe(args, "unet")["epochs"] == common.RECIPES["unet"]["epochs"]
+    with pytest.raises(SystemExit):
+        segment_pets.parse_args(["--dropout", "0.2", "--model", "segnet"])
+    assert "argument --dropout: segnet has no dropout layer" in capsys.readouterr().err
 
 
 def test_recipe_dropout_reaches_the_model(tmp_path, monkeypatch):
-    built = []
-    monkeypatch.setattr(segment_pets, "build_segmenter", lambda *a, **kw: built.append(kw) or build_segmenter(*a, **kw))
     args = segment_pets.parse_args([*TINY, "--out", str(tmp_path)])
+    built = []
+    monkeypatch.setattr(common, "build_segmenter", lambda *a, **kw: built.append(kw) or build_segmenter(*a, **kw))
     train, val, _ = segment_pets.load_splits(args)
-    segment_pets.train_segmenter("unet", train, val, args, None)
-    segment_pets.train_segmenter("segnet", train, val, args, None)
-    assert built[0]["dropout"] == segment_pets.RECIPES["unet"]["dropout"] and "dropout" not in built[1]
+    common.train_segmenter("unet", train, val, args, None, title=None)
+    common.train_segmenter("segnet", train, val, args, None, title=None)
+    assert built[0]["dropout"] == common.RECIPES["unet"]["dropout"] and "dropout" not in built[1]

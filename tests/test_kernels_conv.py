@@ -83,11 +83,12 @@ def test_conv_transpose2d_gradients(case, with_bias):
 
 @pytest.mark.parametrize("op, w_shape", [("conv2d", (5, 4, 3, 3)), ("conv_transpose2d", (4, 5, 3, 3))])
 def test_gradients_of_inputs_whose_patch_matrix_spans_several_tiles(op, w_shape):
-    """The fast path cuts the patch matrix into tiles of ~2^18 entries (kernels.CHUNK_ELEMENTS) and sums
-    dL/dw over them; the cases above take one tile. Here each image's patch matrix (36 rows x ~31k
-    columns, 1.1M entries) spans about 4 tiles, several per worker thread for up to 4 threads.
-    Too large for one central difference per element: checked along random directions instead."""
-    x_shape = (2, 4, 181, 179) if op == "conv2d" else (2, 4, 90, 89)
+    """The fast path cuts the patch matrix into tiles of ~2^18 entries (conv_fast.CHUNK_ELEMENTS) and sums
+    dL/dw over them; the cases above take one tile. Here the patch matrix that dL/dw reads (of x for
+    conv2d: 36 rows x 31,683 columns per image; of the upstream gradient for conv_transpose2d: 45 x 16,256)
+    spans at least two tiles per worker thread for up to 4 threads. Too large for one central difference
+    per element: checked along random directions instead."""
+    x_shape = (2, 4, 181, 179) if op == "conv2d" else (2, 4, 128, 127)
     options = dict(stride=(1, 1), padding=(1, 2), dilation=(2, 1)) if op == "conv2d" else dict(stride=2, padding=1)
     inputs = [random(x_shape, seed=1), random(w_shape, seed=2), random(w_shape[0] if op == "conv2d" else w_shape[1])]
     check_directional_derivatives(lambda x, w, b: getattr(F, op)(x, w, b, **options), inputs)
@@ -254,6 +255,20 @@ def test_every_split_among_workers_matches_reference(threads, n_batch, dtype):
     in the forward and dL/dW, but not in col2im, which adds into pixels that bands share), in small tiles."""
     with mock.patch.object(workers, "workers", return_value=threads), mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 100):
         check_kernels_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 2), ((1, 2), (1, 1), (2, 1)), dtype)
+
+
+@pytest.mark.parametrize("n_batch", [10, 16])
+def test_each_image_goes_to_one_tile_of_one_worker(n_batch):
+    """Groups of images that do not divide a worker's share: the last group of a share must stop at
+    the share's end (a UNet layer 32 -> 64 channels at 16 x 16, batch 16, once counted image 8 in both
+    workers' shares, so dL/dx and dL/dW of that image were added twice)."""
+    per_image = 2 * 3 * 3 * 5 * 4  # patch-matrix entries of one (2, 5, 4) image: groups of 3 images
+    with mock.patch.object(workers, "workers", return_value=2), \
+            mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 3 * per_image):
+        parts = conv_fast.parts(n_batch, 5, per_image // 5, rows_may_split=False)
+        covered = [i for tiles in parts for images, _ in tiles for i in range(n_batch)[images]]
+        assert sorted(covered) == list(range(n_batch))
+        check_kernels_against_reference((n_batch, 2, 5, 4), (3, 2, 3, 3), ((1, 1), (1, 1), (1, 1)), np.float64)
 
 
 def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():

@@ -125,3 +125,39 @@ def test_batch_norm2d_matches_pytorch_over_training_steps_and_eval(options):
     x = rng.standard_normal((2, 3, 4, 4))
     np.testing.assert_allclose(ours.eval()(Tensor(x)).data, theirs.eval()(torch.tensor(x)).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
+
+
+@SETTINGS
+@given(inputs=batch_norm_inputs(), batch_stats=st.booleans(), affine=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), data=st.data())
+def test_fused_batch_norm_matches_the_plain_numpy_op(inputs, batch_stats, affine, dtype, data):
+    """The Numba fast path (FusedBatchNorm, what F.batch_norm runs) against the lesson (BatchNorm):
+    output and all three gradients, for a random upstream gradient."""
+    from minidl.kernels.batch_norm import channel_statistics
+    from minidl.ops.normalization import BatchNorm, FusedBatchNorm
+
+    x, weight, bias = (a.astype(dtype) for a in inputs)
+    weight, bias = (weight, bias) if affine else (None, None)
+    axes = (0,) + tuple(range(2, x.ndim))
+    mean, var = channel_statistics(x.reshape(x.shape[0], x.shape[1], -1))
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=axes), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=axes), rtol=1e-6, atol=1e-12)
+    if not batch_stats:
+        mean, var = data.draw(arrays(mean.shape)), data.draw(arrays(var.shape, low=0.1, high=2.0))
+    upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    results = []
+    for op in (BatchNorm, FusedBatchNorm):
+        leaves = [None if a is None else Tensor(a.copy(), requires_grad=True) for a in (x, weight, bias)]
+        y = op.apply(*leaves, mean=mean, var=var, eps=1e-5, batch_stats=batch_stats)
+        y.backward(upstream)
+        results.append([y.data] + [leaf.grad for leaf in leaves if leaf is not None])
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    for plain, fused in zip(*results, strict=True):
+        assert fused.dtype == dtype and fused.shape == plain.shape
+        np.testing.assert_allclose(fused, plain, rtol=tolerance, atol=tolerance)
+
+
+def test_fused_batch_norm_gradients_on_a_non_contiguous_input():
+    """A transposed (non-contiguous) input and upstream gradient take the same path as a contiguous one."""
+    x = np.random.default_rng(1).standard_normal((3, 4, 2, 5)).transpose(0, 1, 3, 2)
+    check_gradients(lambda x: F.batch_norm(x, None, None, training=True), [x])

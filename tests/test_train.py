@@ -105,6 +105,8 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # dies in the middle of epoch 3, after some updates
         run_fit(killed, loss_fn=FailAtCall(calls_before_epoch(3, batch=3), kill), run_dir=tmp_path / "run")
     assert load_checkpoint(tmp_path / "run" / "checkpoint.npz", make_run(seed=5)["model"]).epoch == 2
+    stopped = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stopped["status"] == "interrupted" and stopped["history"]["epoch"] == [1, 2]
 
     resumed = make_run(seed=123)  # a new process: other seeds, so only the checkpoint can make it match
     history = run_fit(resumed, run_dir=tmp_path / "run", resume=True)
@@ -152,7 +154,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert saved.epoch == 2
     assert_same_arrays(survivor["model"].state_dict(), clean["model"].state_dict())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["status"] == "stopped" and metrics["reason"] == message
+    assert metrics["status"] == "failed" and metrics["reason"] == f"NonFiniteLossError: {message}"
     assert metrics["history"]["epoch"] == [1, 2]
 
 

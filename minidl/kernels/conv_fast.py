@@ -61,7 +61,7 @@ def tiles(n_batch: int, out_h: int, entries_per_row: int) -> list:
         return [(slice(n, n + 1), (edges[k], edges[k + 1])) for n in range(n_batch) for k in range(bands)]
     groups = max(1, min(n_batch, -(-n_batch * per_image // CHUNK_ELEMENTS)))
     size = max(1, -(-n_batch // groups))  # an empty batch gives no tiles
-    return [(slice(start, start + size), (0, out_h)) for start in range(0, n_batch, size)]
+    return [(slice(start, min(start + size, n_batch)), (0, out_h)) for start in range(0, n_batch, size)]
 
 
 def parts(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool) -> list:
