@@ -71,8 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="folder with the official IDX files; default: the subset bundled with minidl")
     parser.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="training mini-batch size")
-    parser.add_argument("--lr", type=positive_float, default=2e-3,
-                        help="initial learning rate of Adam, annealed to 0 by a cosine schedule")
+    parser.add_argument("--lr", type=positive_float, default=4e-3,
+                        help="initial learning rate of Adam, annealed to 0 by a cosine schedule (4e-3 beat 2e-3 "
+                             "on the validation split, README 'Training recipes')")
     parser.add_argument("--seed", type=seed, default=0, help="seed of initialisation, shuffling and flips")
     parser.add_argument("--val-fraction", type=fraction, default=0.1,
                         help="share of each class's training images held out for validation (0: none)")

@@ -19,7 +19,8 @@ Three splits, and what each is for: ``--val-fraction`` of the trainval images (e
 each breed for the default 0.1, every 5th for 0.2; the same images in every run) is held out as the
 validation split; the network trains on the rest. The validation split is evaluated every
 ``--val-every`` epochs (the curves) and at the end; each network's default recipe
-(``common.RECIPES``: epochs, learning rate, batch size, dropout) was chosen on it. The test split is evaluated once, after training, for the reported numbers.
+(``common.RECIPES``: epochs, learning rate, batch size, dropout) was chosen on it. The test split
+is evaluated once, after training, for the reported numbers.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def main(argv=None) -> dict:
         train, val, test = load_splits(args)
         settings = recipe(args, args.model)
         print(f"{args.model}: {len(train)} train, {len(val)} validation and {len(test)} test images at "
-              f"{args.size}x{args.size}, {settings['epochs']} epochs, batch {settings['batch_size']}, "
-              f"lr {settings['lr']} -> {out}")
+              f"{args.size}x{args.size}; " + ", ".join(f"{key} {value}" for key, value in settings.items())
+              + f" -> {out}")
 
         started = time.perf_counter()
         model, history = train_segmenter(args.model, train, val, args, out, title=f"{args.model} on Oxford-IIIT "

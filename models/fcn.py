@@ -51,9 +51,10 @@ class CoordinateMap:
     dilation d puts output pixel j over input pixels s*j - p .. s*j - p + d(k-1), centred on
     x = s*j - p + d(k-1)/2; solving for j gives its map (``CoordinateMap.of_conv``):
         scale = 1/s,   shift = (p - d(k-1)/2) / s
-    A transposed conv spreads input pixel i over output pixels s*i - p .. s*i - p + k - 1, centred
-    on s*i - p + (k-1)/2 (``CoordinateMap.of_transposed_conv``):
-        scale = s,     shift = (k-1)/2 - p
+    A transposed conv spreads input pixel i over output pixels s*i - p .. s*i - p + d(k-1), centred
+    on s*i - p + d(k-1)/2 (``CoordinateMap.of_transposed_conv``; output_padding only adds rows at
+    the end, so it does not move coordinates):
+        scale = s,     shift = d(k-1)/2 - p
     Layers that keep coordinates (batch norm, ReLU, dropout) are the identity map. Fractions keep
     every composition exact.
     """
@@ -66,14 +67,15 @@ class CoordinateMap:
         return cls(Fraction(1, stride), Fraction(2 * padding - dilation * (kernel - 1), 2 * stride))
 
     @classmethod
-    def of_transposed_conv(cls, kernel: int, stride: int = 1, padding: int = 0) -> "CoordinateMap":
-        return cls(Fraction(stride), Fraction(kernel - 1, 2) - padding)
+    def of_transposed_conv(cls, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> "CoordinateMap":
+        return cls(Fraction(stride), Fraction(dilation * (kernel - 1), 2) - padding)
 
     @classmethod
     def of_module(cls, module) -> "CoordinateMap":
         """The map of one nn layer from its kernel_size/stride/padding (square kernels)."""
         if isinstance(module, nn.ConvTranspose2d):
-            return cls.of_transposed_conv(_side(module.kernel_size), _side(module.stride), _side(module.padding))
+            return cls.of_transposed_conv(_side(module.kernel_size), _side(module.stride), _side(module.padding),
+                                          _side(module.dilation))
         if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
             return cls.of_conv(_side(module.kernel_size), _side(module.stride), _side(module.padding),
                                _side(module.dilation))
@@ -124,7 +126,8 @@ def _side(value) -> int:
 def _output_side(module, size: int) -> int:
     """Output height of one layer for input height ``size`` (floor rounding, as PyTorch)."""
     if isinstance(module, nn.ConvTranspose2d):
-        return (size - 1) * _side(module.stride) - 2 * _side(module.padding) + _side(module.kernel_size)
+        return ((size - 1) * _side(module.stride) - 2 * _side(module.padding)
+                + _side(module.dilation) * (_side(module.kernel_size) - 1) + _side(module.output_padding) + 1)
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
         return conv_output_size(size, _side(module.kernel_size), _side(module.stride), _side(module.padding),
                                 _side(module.dilation))

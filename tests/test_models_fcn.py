@@ -12,7 +12,7 @@ import minidl.nn as nn
 from minidl import Tensor
 from minidl import functional as F
 from models import FCN8s, FCN16s, FCN32s, CoordinateMap, crop_offset
-from models.fcn import bilinear_upsampling
+from models.fcn import _output_side, bilinear_upsampling
 from helpers import check_gradients
 from tests.segmenter_checks import pet_photo, rand, train_on_one_image
 
@@ -56,13 +56,17 @@ def test_models_compute_the_paper_offsets_from_their_own_layers(cls, offsets):
 @example(kernel=3, stride=2, padding=1, dilation=2)
 def test_coordinate_maps_match_real_convolutions(kernel, stride, padding, dilation):
     """A conv's output pixel j reads input pixels centred on map^-1(j) (dilation spreads the taps); a
-    transposed conv spreads input pixel i over output pixels centred on map(i); and the maps of an undilated
-    conv and of its transposed conv are inverses of each other."""
+    transposed conv (of the same geometry, dilated too) spreads input pixel i over output pixels centred on
+    map(i); the maps of a conv and of its transposed conv are inverses of each other; and the output sizes
+    the FCNs plan their crops with are the layers' real output sizes."""
     conv = nn.Conv2d(1, 1, kernel, stride, padding, dilation, bias=False)
     conv.weight.data[...] = 1
     conv_map = CoordinateMap.of_module(conv)
-    transposed_map = CoordinateMap.of_transposed_conv(kernel, stride, padding)
-    assert transposed_map == CoordinateMap.of_conv(kernel, stride, padding).inverse()
+    transposed = nn.ConvTranspose2d(1, 1, (1, kernel), (1, stride), (0, padding), dilation=(1, dilation), bias=False)
+    transposed.weight.data[...] = 1
+    transposed_map = CoordinateMap.of_transposed_conv(kernel, stride, padding, dilation)
+    assert CoordinateMap.of_module(nn.ConvTranspose2d(1, 1, kernel, stride, padding, dilation=dilation)) == transposed_map
+    assert transposed_map == CoordinateMap.of_conv(kernel, stride, padding, dilation).inverse()
     assert conv_map.then(conv_map.inverse()) == CoordinateMap()
     size, rows = 24, dilation * (kernel - 1) + 1  # enough rows for one output row
     impulses = np.broadcast_to(np.eye(size).reshape(size, 1, 1, size), (size, 1, rows, size))
@@ -71,11 +75,14 @@ def test_coordinate_maps_match_real_convolutions(kernel, stride, padding, dilati
         window = np.flatnonzero(reads[:, j])  # input pixels that output j reads
         if window.size == kernel:  # a window wholly inside the input (none of its taps in the padding)
             assert conv_map.scale * Fraction(int(window.min() + window.max()), 2) + conv_map.shift == j
-    ones = Tensor(np.ones((1, 1, 1, kernel)))
-    spread = F.conv_transpose2d(Tensor(impulses[:, :, :1]), ones, stride=(1, stride)).data[:, 0, 0, :]
+    spread = transposed(Tensor(impulses[:, :, :1].astype(np.float32))).data[:, 0, 0, :]
     for i in range(size):
-        lit = np.flatnonzero(spread[i])  # outputs before cropping `padding` from each side
-        assert Fraction(int(lit.min() + lit.max()), 2) - padding == transposed_map.scale * i + transposed_map.shift
+        lit = np.flatnonzero(spread[i])  # output pixels input pixel i reaches (after the padding is cropped)
+        if lit.size == kernel:  # every tap inside the output
+            assert Fraction(int(lit.min() + lit.max()), 2) == transposed_map.scale * i + transposed_map.shift
+    for module in (conv, nn.ConvTranspose2d(1, 1, kernel, stride, padding, min(stride, dilation) - 1, dilation=dilation)):
+        if _output_side(module, size) > 0:
+            assert module(Tensor(np.zeros((1, 1, size, size), np.float32))).shape[2] == _output_side(module, size)
 
 
 def test_crop_offset_rejects_maps_that_cannot_be_cropped():

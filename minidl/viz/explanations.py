@@ -140,7 +140,7 @@ def plot_perturbation_curves(curves: Mapping[str, Mapping], path,
 
     curves: kind -> method -> curve with ``fractions`` (S,), ``probabilities`` (N, S), ``auc`` (N,).
     """
-    figure = Figure(figsize=(5.5 * len(curves), 4), layout="constrained")
+    figure = Figure(figsize=(5.5 * len(curves), 5), layout="constrained")
     for axes, (kind, methods) in zip(figure.subplots(1, len(curves), squeeze=False)[0], curves.items()):
         for method, curve in methods.items():
             axes.plot(curve.fractions, curve.probabilities.mean(axis=0), label=f"{method} (AUC {curve.auc.mean():.3f})")
@@ -149,7 +149,7 @@ def plot_perturbation_curves(curves: Mapping[str, Mapping], path,
         axes.set_ylabel("p(target class)")
         axes.set_ylim(0, 1)
         axes.grid(alpha=0.3)
-        axes.legend()
+        axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)  # below: no curve hidden
     if title:
         figure.suptitle(title)
     return _save(figure, path)
