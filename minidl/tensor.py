@@ -62,6 +62,13 @@ class Tensor:
     Python numbers and lists become float32, integer arrays stay integer (class labels, indices).
     After ``loss.backward()`` every leaf tensor with ``requires_grad=True`` holds ``dL/dleaf`` in
     ``.grad`` (an ndarray of the same shape), summed over all backward calls until reset.
+
+    ``.data`` is the array itself, not a copy. Writing into it between a forward pass and
+    ``backward()`` silently gives a wrong gradient: the backward rules read the arrays saved in the
+    forward pass, which may be that same array. (PyTorch catches this only for its in-place ops,
+    through a version counter on each tensor; minidl has no in-place ops, so it has no counter
+    either: if it ever gains some, it needs one too.) Optimisers write into ``.data`` after
+    ``backward()``, which is safe.
     """
 
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
@@ -73,7 +80,7 @@ class Tensor:
                 f"Tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype}"
             )
         self.requires_grad = bool(requires_grad)
-        self.grad = None
+        self._grad = None
         self._ctx = None  # the Function that produced this tensor (None for leaves)
         self._retains_grad = False
 
@@ -83,6 +90,22 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._ctx is None)
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """dL/dself after ``backward()``, an array of this tensor's shape, or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        """Setting ``.grad`` (e.g. to None, or a gradient computed elsewhere) checks the shape, as PyTorch
+        does: a wrong shape would otherwise broadcast silently inside the optimiser's update."""
+        if value is not None:
+            value = np.asarray(value)
+            if value.shape != self.data.shape:
+                raise ValueError(f"Tensor.grad: the assigned gradient has shape {value.shape}, "
+                                 f"but the tensor has shape {self.data.shape}")
+        self._grad = value
 
     def __len__(self):
         return len(self.data)

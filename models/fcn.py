@@ -35,7 +35,7 @@ from fractions import Fraction
 
 from minidl import functional as F
 from minidl import nn
-from minidl.kernels.conv import conv_output_size
+from minidl.kernels.conv import conv_output_size, conv_transpose_output_size
 
 from .segmenter import VGG16_STAGES, Segmenter, conv_stage
 
@@ -126,8 +126,8 @@ def _side(value) -> int:
 def _output_side(module, size: int) -> int:
     """Output height of one layer for input height ``size`` (floor rounding, as PyTorch)."""
     if isinstance(module, nn.ConvTranspose2d):
-        return ((size - 1) * _side(module.stride) - 2 * _side(module.padding)
-                + _side(module.dilation) * (_side(module.kernel_size) - 1) + _side(module.output_padding) + 1)
+        return conv_transpose_output_size(size, _side(module.kernel_size), _side(module.stride),
+                                          _side(module.padding), _side(module.dilation), _side(module.output_padding))
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
         return conv_output_size(size, _side(module.kernel_size), _side(module.stride), _side(module.padding),
                                 _side(module.dilation))

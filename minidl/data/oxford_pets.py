@@ -146,8 +146,15 @@ def split_names(root: Path, split: str) -> list[str]:
         list_path = root / "annotations" / f"{split}.txt"
         if not list_path.is_file():
             raise FileNotFoundError(f"OxfordPets: split file {list_path} not found. {HOW_TO_GET}")
-        lines = list_path.read_text().splitlines()
-        return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+        names = []
+        for number, line in enumerate(list_path.read_text().splitlines(), start=1):
+            if line.strip() and not line.startswith("#"):
+                name = line.split()[0]
+                if "/" in name or "\\" in name or name in (".", ".."):  # a name is a file stem, no path
+                    raise ValueError(f"OxfordPets: line {number} of {list_path} names {name!r}, which is not an "
+                                     f"image name (it would read a file outside {root}/images)")
+                names.append(name)
+        return names
     listed = split_names(root, "trainval") + split_names(root, "test")
     unlisted = sorted({path.stem for path in (root / "images").glob("*.jpg")} - set(listed))
     return listed + unlisted
@@ -160,13 +167,13 @@ def _load_pair(image_path: Path, trimap_path: Path, size: int) -> tuple[np.ndarr
     trimap = _open_image(trimap_path)
     if trimap.size != image.size:
         raise ValueError(f"OxfordPets: trimap {trimap_path} is {trimap.size} (w, h) but its image is {image.size}")
-    codes = np.asarray(trimap.resize((size, size), Image.NEAREST))
+    codes = np.asarray(trimap)  # checked at full size: nearest-neighbour resizing may skip a stray code
     if codes.ndim != 2 or not np.isin(codes, (TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER)).all():
         raise ValueError(
             f"OxfordPets: trimap {trimap_path} must be one 8-bit channel of codes 1, 2, 3; "
             f"found mode {trimap.mode} with values {np.unique(codes)[:10]}"
         )
-    return np.asarray(image.resize((size, size), Image.BILINEAR)), codes
+    return np.asarray(image.resize((size, size), Image.BILINEAR)), np.asarray(trimap.resize((size, size), Image.NEAREST))
 
 
 def _open_image(path: Path) -> Image.Image:

@@ -121,6 +121,8 @@ def nms(boxes, scores, iou_threshold: float) -> np.ndarray:
     The walk down the sorted boxes is ``minidl.kernels.nms.nms_keep`` (Numba).
     """
     boxes, scores = _check_boxes("nms", boxes), np.asarray(scores)
+    if not np.isfinite(iou_threshold):  # "IoU > NaN" is never true: NaN would silently keep every box
+        raise ValueError(f"nms: iou_threshold must be a finite number, got {iou_threshold}")
     if scores.shape != (len(boxes),):
         raise ValueError(f"nms: scores must have shape ({len(boxes)},) for {len(boxes)} boxes, got {scores.shape}")
     dtype = np.result_type(boxes.dtype, np.float32) if np.issubdtype(boxes.dtype, np.floating) else np.float64

@@ -26,6 +26,13 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                               output_padding: int = 0) -> int:
+    """Output length of a transposed convolution along one axis: (size - 1)s - 2p + d(k-1) + output_padding + 1,
+    the length of a conv2d input that ``conv_output_size`` maps back onto ``size``."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
 def conv2d_forward(x, weight, stride, padding, dilation, output_size):
     """y = W @ im2col(x):  x (N, C_in, H, W), weight (C_out, C_in, kH, kW) -> y (N, C_out, H_out, W_out)."""
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight)[0]

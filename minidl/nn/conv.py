@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..ops.arguments import pair
+from ..kernels.conv import conv_transpose_output_size
+from ..ops.arguments import pair, positive_sizes
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -22,8 +23,9 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias,
                  weight_shape):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
         name = type(self).__name__
+        positive_sizes(name, in_channels=in_channels, out_channels=out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = pair(name, "kernel_size", kernel_size, 1), pair(name, "stride", stride, 1)
         self.padding, self.dilation = pair(name, "padding", padding, 0), pair(name, "dilation", dilation, 1)
         self.output_padding = pair(name, "output_padding", output_padding, 0)
@@ -87,8 +89,8 @@ class ConvTranspose2d(_ConvNd):
                              f"got {output_size!r} for input {input.shape}")
         padding = []
         for axis in range(2):
-            smallest = ((input.shape[2 + axis] - 1) * self.stride[axis] - 2 * self.padding[axis]
-                        + self.dilation[axis] * (self.kernel_size[axis] - 1) + 1)
+            smallest = conv_transpose_output_size(input.shape[2 + axis], self.kernel_size[axis], self.stride[axis],
+                                                  self.padding[axis], self.dilation[axis])
             if not smallest <= size[axis] < smallest + self.stride[axis]:
                 raise ValueError(f"ConvTranspose2d: output_size {tuple(output_size)} is not reachable from input "
                                  f"{input.shape}: dim {axis} must be in [{smallest}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops.arguments import positive_sizes
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -18,6 +19,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
+        positive_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         self.register_parameter("bias", Parameter(np.empty(out_features, dtype=np.float32)) if bias else None)

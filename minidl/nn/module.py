@@ -264,7 +264,8 @@ class Module:
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy arrays from ``state_dict`` into the parameters and buffers, in place (dtypes are kept).
 
-        A shape mismatch is always an error. With ``strict`` (the default), so are keys the model
+        All or nothing: every entry is checked and converted before any is written, so a failure
+        leaves the model as it was. A shape mismatch or a non-numeric array is always an error. With ``strict`` (the default), so are keys the model
         has but the dict lacks (missing) and keys the dict has but the model lacks (unexpected);
         otherwise those are skipped and returned as ``(missing_keys, unexpected_keys)``.
         """
@@ -277,11 +278,18 @@ class Module:
         if strict:
             problems += [f"missing key(s): {', '.join(missing)}"] if missing else []
             problems += [f"unexpected key(s): {', '.join(unexpected)}"] if unexpected else []
+        values = {}  # every entry converted before any is written: a failure leaves the model as it was
+        for name in own:
+            if name in state_dict:
+                value = np.asarray(state_dict[name])
+                if value.dtype.kind not in "biuf":
+                    problems.append(f"{name} holds {value.dtype} values, not numbers")
+                else:
+                    values[name] = value.astype(own[name].dtype, copy=False)
         if problems:
             raise ValueError(f"load_state_dict: cannot load into {type(self).__name__}:\n  " + "\n  ".join(problems))
-        for name, tensor in own.items():
-            if name in state_dict:
-                tensor.data[...] = state_dict[name]
+        for name, value in values.items():
+            own[name].data[...] = value
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- printing

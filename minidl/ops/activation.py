@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .arguments import normalize_dim
+from .arguments import normalize_dim, require_floating
 from .elementwise import Unary
 
 
@@ -76,8 +76,10 @@ class LogSoftmax(Function):
 
 
 def softmax(x: Tensor, dim: int) -> Tensor:
+    require_floating(x, "softmax")
     return Softmax.apply(x, dim=normalize_dim(dim, x.ndim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
+    require_floating(x, "log_softmax")
     return LogSoftmax.apply(x, dim=normalize_dim(dim, x.ndim, "log_softmax"))

@@ -1,8 +1,25 @@
-"""Checking op arguments: ``dim`` (negative dims count from the end, as in PyTorch) and (h, w) pairs."""
+"""Checking op arguments: ``dim`` (negative dims count from the end, as in PyTorch), (h, w) pairs, dtypes."""
 
 from __future__ import annotations
 
 import numbers
+
+import numpy as np
+
+
+def positive_sizes(layer: str, **sizes) -> None:
+    """Raise a ValueError naming ``layer`` unless every size (channels, features) is an integer >= 1."""
+    bad = {name: value for name, value in sizes.items() if not (isinstance(value, numbers.Integral) and value >= 1)}
+    if bad:
+        raise ValueError(f"{layer}: {' and '.join(sizes)} must be integers >= 1, got "
+                         + ", ".join(f"{name}={value!r}" for name, value in sizes.items()))
+
+
+def require_floating(x, op: str) -> None:
+    """Raise a TypeError naming ``op`` if the tensor ``x`` is not floating point (PyTorch refuses too)."""
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{op}: needs a floating-point tensor, got dtype {x.dtype} (shape {x.shape}); "
+                        f"convert it with .float() first")
 
 
 def normalize_dim(dim: int, ndim: int, op: str) -> int:

@@ -157,8 +157,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
         raise ValueError(f"{name}: output_padding {output_padding} must be smaller than either stride {stride} "
                          f"or dilation {dilation} along each axis")
-    output_size = tuple((size - 1) * s - 2 * p + d * (k - 1) + op + 1 for size, k, s, p, op, d in
-                        zip(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation))
+    output_size = tuple(kernels.conv_transpose_output_size(*sizes) for sizes in
+                        zip(x.shape[2:], weight.shape[2:], stride, padding, dilation, output_padding))
     if min(output_size) < 1:
         raise ValueError(f"{name}: output size would be {output_size}, it must be positive "
                          f"(input {x.shape}, weight {weight.shape}, stride {stride}, padding {padding}, "

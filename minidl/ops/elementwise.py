@@ -96,7 +96,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  dL/da = g * b * a^(b-1),  dL/db = g * y * log(a)  (a > 0 where b needs a gradient)"""
+    """y = a ** b;  dL/da = g * b * a^(b-1),  dL/db = g * y * log(a)  (a > 0 where b needs a gradient;
+    at a = 0, y * log(a) is taken as its limit 0, as PyTorch does, not 0 * -inf = NaN)"""
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -108,7 +109,8 @@ class Pow(Function):
         if self.needs_input_grad[0]:
             grad_a = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a.shape)
         if self.needs_input_grad[1]:
-            grad_b = unbroadcast(g * self.y * np.log(self.a), self.b.shape)
+            log_a = np.log(np.where(self.a == 0, 1, self.a))  # 0 at a = 0, where y * log(a) -> 0
+            grad_b = unbroadcast(g * self.y * log_a, self.b.shape)
         return grad_a, grad_b
 
 
@@ -125,7 +127,11 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
-    return Div.apply(*_operands("div", a, b))
+    """True division; two integer tensors give float32, as in PyTorch (not a floor division)."""
+    a, b = _operands("div", a, b)
+    if not np.issubdtype(a.dtype, np.floating):
+        a, b = a.float(), b.float()
+    return Div.apply(a, b)
 
 
 def pow(a, b) -> Tensor:
@@ -179,7 +185,8 @@ def neg(x) -> Tensor:
 
 
 def exp(x) -> Tensor:
-    return Exp.apply(x)
+    """e^x; an integer tensor gives float32, as in PyTorch."""
+    return Exp.apply(x.float() if isinstance(x, Tensor) and not np.issubdtype(x.dtype, np.floating) else x)
 
 
 def log(x) -> Tensor:

@@ -50,7 +50,8 @@ class NLLLoss(Function):
     """Per-element negative log-likelihood of the target class, weighted by class.
 
     l_i = -w[t_i] * logp[i, t_i]   (l_i = 0 where t_i == ignore_index);  logp: (N, C, *), l: (N, *)
-    dL/dlogp[i, c] = -w[t_i] * g_i if c == t_i else 0
+    dL/dlogp[i, c] = -w[t_i] * g_i if c == t_i else 0   (exactly 0 where w[t_i] = 0, even if g_i is NaN:
+    a mean over targets that are all ignored is 0/0 = NaN, and PyTorch's gradient is then 0)
     """
 
     def forward(self, logp, target, class_weight, ignore_index):
@@ -63,7 +64,8 @@ class NLLLoss(Function):
 
     def backward(self, g):
         grad = np.zeros(self.shape, dtype=g.dtype)
-        np.put_along_axis(grad, self.index, np.expand_dims(-self.weight * g, 1), axis=1)
+        np.put_along_axis(grad, self.index, np.expand_dims(np.where(self.weight == 0, 0, -self.weight * g), 1),
+                          axis=1)
         return grad
 
 

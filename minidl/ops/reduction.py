@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .arguments import normalize_dims
+from .arguments import normalize_dims, require_floating
 
 
 def expand_reduced(g: np.ndarray, dims: tuple, keepdim: bool) -> np.ndarray:
@@ -72,6 +72,7 @@ def sum(x: Tensor, dim=None, keepdim=False) -> Tensor:
 
 
 def mean(x: Tensor, dim=None, keepdim=False) -> Tensor:
+    require_floating(x, "mean")
     return Mean.apply(x, dims=normalize_dims(dim, x.ndim, "mean"), keepdim=keepdim)
 
 

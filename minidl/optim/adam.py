@@ -23,7 +23,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False, *, decoupled_weight_decay: bool = False):
-        if lr < 0 or eps < 0 or weight_decay < 0:
+        if not (lr >= 0 and eps >= 0 and weight_decay >= 0):  # "not >=" refuses NaN too, as PyTorch does
             raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0, got lr={lr}, "
                              f"eps={eps}, weight_decay={weight_decay}")
         if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):

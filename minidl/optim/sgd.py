@@ -16,7 +16,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
+        if not (lr >= 0 and momentum >= 0 and weight_decay >= 0):  # "not >=" refuses NaN too, as PyTorch does
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, momentum={momentum}, "
                              f"weight_decay={weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
