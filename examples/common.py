@@ -28,7 +28,7 @@ from minidl.data import (IGNORE_INDEX, ArrayDataset, DataLoader, OxfordPets, Ran
                          stratified_split)
 from minidl.data.oxford_pets import BUNDLED_SIZE, MASK_TARGETS  # noqa: E402
 from minidl.io import RunFolderError, run_folder, settings_for_json  # noqa: E402
-from minidl.train import fit  # noqa: E402
+from minidl.train import ResumeError, fit  # noqa: E402
 from models import build_segmenter  # noqa: E402
 
 # Flags that say how to run, not what to train: they may differ when a run is resumed.
@@ -83,8 +83,10 @@ def hold_run_folders(stack: contextlib.ExitStack, args, *folders, resume: bool |
     """Take the run folders (default: ``args.out``) for the rest of ``stack``; exit with the reason if one
     is refused (it holds a run, another run writes there, it is not a writable folder).
 
-    Taken before any data loads, so a run that cannot write its results fails at once.
+    Taken before any data loads, so a run that cannot write its results fails at once. A --resume that
+    ``fit`` refuses (other settings, fewer epochs) also ends with its reason rather than a traceback.
     """
+    stack.push(_exit_with_resume_error)
     resumable = hasattr(args, "resume")
     resume = resumable and args.resume if resume is None else resume
     for folder in folders or (args.out,):
@@ -93,6 +95,11 @@ def hold_run_folders(stack: contextlib.ExitStack, args, *folders, resume: bool |
                                            ways_on=("--resume" if resumable else None, "--overwrite")))
         except (RunFolderError, OSError) as error:
             raise SystemExit(f"error: --out: {error}") from None
+
+
+def _exit_with_resume_error(kind, error, traceback) -> None:
+    if isinstance(error, ResumeError):
+        raise SystemExit(f"error: --resume: {error}") from None
 
 
 def training_settings(args, *not_training: str) -> dict:

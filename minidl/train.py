@@ -47,6 +47,10 @@ class NonFiniteParameterError(NonFiniteLossError):
     batch was still finite, e.g. after the last update of the epoch), so it must not be saved."""
 
 
+class ResumeError(ValueError):
+    """A resume that would train nothing sensible or continue a different run (other settings)."""
+
+
 class History:
     """The numbers of a run, one named column per quantity and one row per epoch.
 
@@ -261,7 +265,7 @@ def record_results(run_dir, results: Mapping) -> dict:
 def _check_resume(run_dir: Path, saved_epoch: int, epochs: int, saved_settings, settings) -> None:
     """Refuse a resume that would train nothing sensible or continue a different run."""
     if epochs < saved_epoch:
-        raise ValueError(f"fit: cannot resume to epoch {epochs}: {run_dir / CHECKPOINT_NAME} has already "
+        raise ResumeError(f"fit: cannot resume to epoch {epochs}: {run_dir / CHECKPOINT_NAME} has already "
                          f"completed {saved_epoch} epochs (ask for more than {saved_epoch} to continue)")
     if saved_settings is None or settings is None:
         return
@@ -269,7 +273,7 @@ def _check_resume(run_dir: Path, saved_epoch: int, epochs: int, saved_settings, 
                for name in sorted(set(saved_settings) | set(settings))
                if name != "epochs" and _as_json(settings.get(name)) != saved_settings.get(name)]
     if changed:
-        raise ValueError(f"fit: cannot resume {run_dir} with other settings: {'; '.join(changed)}. Only the "
+        raise ResumeError(f"fit: cannot resume {run_dir} with other settings: {'; '.join(changed)}. Only the "
                          f"number of epochs may change on resume; start a new run for the others")
 
 

@@ -138,3 +138,33 @@ def test_an_out_that_is_a_file_fails_at_once(tmp_path):
     with pytest.raises(SystemExit, match=f"error: --out: run folder {a_file} is not a folder"):
         segment_pets.main(["--out", str(a_file)])
     assert a_file.read_text() == "mine"
+
+
+def test_an_unwritable_out_fails_before_the_data_loads(tmp_path, monkeypatch):
+    """A read-only --out (simulated: tests may run as root, where chmod does not stop writes)."""
+    import minidl.io
+
+    def read_only(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    loaded = []
+    monkeypatch.setattr(segment_pets, "load_splits", lambda args: loaded.append(args))
+    monkeypatch.setattr(minidl.io, "open", read_only, raising=False)
+    with pytest.raises(SystemExit, match=r"error: --out: .*Permission denied"):
+        segment_pets.main(["--out", str(tmp_path / "run"), "--no-progress"])
+    assert not loaded
+
+
+def test_a_refused_resume_ends_with_its_reason(tmp_path, monkeypatch):
+    """fit refuses to resume with another seed: the example exits with that reason, no traceback."""
+    from minidl.train import ResumeError
+
+    def refused(*args, **kwargs):
+        raise ResumeError("fit: cannot resume run with other settings: seed 3 (the checkpoint has 0)")
+
+    monkeypatch.setattr(segment_pets, "load_splits", lambda args: ([], [], []))
+    monkeypatch.setattr(segment_pets, "train_segmenter", refused)
+    monkeypatch.setattr(segment_pets, "recipe", lambda args, name: {})
+    (tmp_path / "checkpoint.npz").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"error: --resume: fit: cannot resume run with other settings: seed 3"):
+        segment_pets.main(["--out", str(tmp_path), "--resume", "--no-progress"])

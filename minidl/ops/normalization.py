@@ -86,6 +86,8 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
         (the running variance is the unbiased estimate, M = values per channel, as PyTorch).
     training=False: normalise with ``running_mean`` and ``running_var``.
     running_mean, running_var, weight, bias: (C,) Tensors or arrays, or None.
+    The batch statistics (in float64) and the op run in the Numba kernels of
+    ``minidl.kernels.batch_norm`` (``FusedBatchNorm``); ``BatchNorm`` is the same op in plain NumPy.
     """
     name = "batch_norm"
     if input.ndim < 2:
