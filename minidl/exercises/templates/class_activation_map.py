@@ -15,5 +15,6 @@ import numpy as np
 
 
 def class_activation_map(features, weight, target):
-    """features: (N, K, h, w), weight: (num_classes, K), target: (N,) ints -> CAM of class target[n] for image n, (N, h, w)."""
+    """features: (N, K, h, w), weight: (num_classes, K), target: (N,) ints
+    -> (N, h, w): the CAM of class target[n] for image n."""
     raise NotImplementedError
