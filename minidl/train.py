@@ -195,10 +195,8 @@ def fit(model, optimizer, loss_fn, train_loader, epochs: int, *, val_loader=None
         raise ValueError(f"fit: val_every must be a positive int, got {val_every!r}")
     if resume and run_dir is None:
         raise ValueError("fit: resume=True needs the run_dir that holds the checkpoint")
-    if run_dir is None:
-        return _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, None,
-                      rngs, resume, settings, curves_title, verbose, val_every)
-    with run_folder(run_dir, resume=resume, overwrite=overwrite) as run_dir:
+    held = contextlib.nullcontext() if run_dir is None else run_folder(run_dir, resume=resume, overwrite=overwrite)
+    with held as run_dir:
         return _train(model, optimizer, loss_fn, train_loader, epochs, val_loader, metrics, scheduler, run_dir,
                       rngs, resume, settings, curves_title, verbose, val_every)
 
