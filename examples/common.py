@@ -120,11 +120,15 @@ EVAL_BATCH_SIZE = 64  # evaluation keeps no graph, so larger batches fit and cos
 # 0.5); SegNet has none.
 RECIPES = {
     "unet": {"epochs": 40, "lr": 2e-3, "batch_size": 16, "dropout": 0.1},
-    "segnet": {"epochs": 50, "lr": 2e-3, "batch_size": 16},
+    "segnet": {"epochs": 50, "lr": 2e-3, "batch_size": 16, "depth": 3, "dropout": 0.0},
     "fcn32s": {"epochs": 80, "lr": 2e-3, "batch_size": 16, "dropout": 0.5},
     "fcn16s": {"epochs": 80, "lr": 2e-3, "batch_size": 16, "dropout": 0.5},
     "fcn8s": {"epochs": 80, "lr": 2e-3, "batch_size": 16, "dropout": 0.5},
 }
+
+
+# Recipe entries that are arguments of the network's constructor rather than of its training.
+MODEL_ARGUMENTS = ("dropout", "depth")
 
 
 def segmentation_options(description: str, default_out: str) -> argparse.ArgumentParser:
@@ -143,7 +147,10 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
     parser.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS,
                         help=f"Adam's initial learning rate, cosine decay to 0 (default {per_model('lr')})")
     parser.add_argument("--dropout", type=probability, default=argparse.SUPPRESS,
-                        help=f"dropout probability of the UNet and FCNs (default {per_model('dropout')})")
+                        help=f"dropout probability (default {per_model('dropout')})")
+    parser.add_argument("--depth", type=positive_int, default=argparse.SUPPRESS,
+                        help=f"SegNet's number of encoder stages, each ending in a 2x2 max-pool "
+                             f"(default {per_model('depth')})")
     parser.add_argument("--base-channels", type=positive_int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=positive_int, default=BUNDLED_SIZE,
                         help="image side (the bundled sample is 64)")
@@ -165,8 +172,10 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
 
 def recipe(args, model: str) -> dict:
     """``model``'s training recipe: ``RECIPES[model]``, with the values given on the command line instead."""
-    if hasattr(args, "dropout") and "dropout" not in RECIPES[model]:
-        raise ValueError(f"--dropout: {model} has no dropout layer (the UNet and the FCNs have)")
+    for key in MODEL_ARGUMENTS:
+        if hasattr(args, key) and key not in RECIPES[model]:
+            having = [name for name, settings in RECIPES.items() if key in settings]
+            raise ValueError(f"--{key}: {model} has no {key} setting; it applies to {', '.join(having)}")
     return {key: getattr(args, key, default) for key, default in RECIPES[model].items()}
 
 
@@ -261,9 +270,9 @@ def train_segmenter(name: str, train: ArrayDataset, val: ArrayDataset, args, run
     """
     settings = recipe(args, name)
     minidl.manual_seed(args.seed)
-    dropout = {"dropout": settings["dropout"]} if "dropout" in settings else {}
+    architecture = {key: settings[key] for key in MODEL_ARGUMENTS if key in settings}
     model = build_segmenter(name, in_channels=3, num_classes=len(class_names(args)), base_channels=args.base_channels,
-                            **dropout)
+                            **architecture)
     optimizer = optim.Adam(model.parameters(), lr=settings["lr"])
     schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
     flip = RandomHorizontalFlip(seed=args.seed + 1)
