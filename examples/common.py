@@ -112,12 +112,13 @@ def training_settings(args, *not_training: str) -> dict:
 # ------------------------------------------------------------------ segmentation (two examples)
 EVAL_BATCH_SIZE = 64  # evaluation keeps no graph, so larger batches fit and cost fewer Python calls
 
-# Each network's default training recipe. The epochs are what fits in the UNet's 40 epochs, about
-# 4 minutes of training on 2 cores (an epoch of SegNet costs ~75 %, of FCN ~50 % of the UNet's); lr,
-# batch size and dropout were compared on the validation split (``--val-fraction 0.2``) of the bundled sample: the README's "Training recipes" has the numbers.
-# All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
-# "dropout" is the UNet's after each pool and concatenation, FCN's after fc6 and fc7 (the paper's
-# 0.5); SegNet has none.
+# Each network's default training recipe, compared on the validation split of the bundled sample (the
+# README's "Training recipes" has the numbers). The epochs are what fits in about 4 minutes of training
+# on 2 cores. All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
+# "dropout" is the UNet's after each pool and concatenation, FCN's after fc6 and fc7 (the paper's 0.5),
+# SegNet's at its central stages (Bayesian SegNet; 0.5 lost to none on validation). SegNet's "depth":
+# three 2x2 pools (8x8 maps at the bottom for 64x64 images) beat four and five on validation; its
+# decoder has no skipped feature maps, only the pool positions, to restore what each pool discards.
 RECIPES = {
     "unet": {"epochs": 40, "lr": 2e-3, "batch_size": 16, "dropout": 0.1},
     "segnet": {"epochs": 50, "lr": 2e-3, "batch_size": 16, "depth": 3, "dropout": 0.0},
