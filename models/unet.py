@@ -28,8 +28,10 @@ TensorFlow" (week 3, UNet on Oxford pets) layer for layer; the default ``UNet()`
 five ways, each for a reason:
 
     course (Keras)                               default UNet()          why
-    conv -> ReLU, conv with a bias               conv -> BN -> ReLU      batch norm lets a 16-channel
-                                                 (no bias)               net train in 12 epochs at lr 2e-3
+    conv -> ReLU, conv with a bias               conv -> BN -> ReLU      batch norm allows the higher
+                                                 (no bias)               learning rate that trains the
+                                                                         small net in minutes (Ioffe &
+                                                                         Szegedy 2015); BN's shift is the bias
     up-conv 3x3, stride 2, "same" (+ bias)       2x2, stride 2 (paper)   the paper's; each output pixel
                                                                          sees one input pixel, no overlap
     64 -> 1024 channels (34.5 M parameters)      16 -> 256 (1.9 M)       NumPy on a CPU: 1/16 of the work

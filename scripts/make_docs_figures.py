@@ -4,8 +4,9 @@
     python scripts/make_docs_figures.py --reuse                    # only copy/downsize from existing run folders
     python scripts/make_docs_figures.py --only pets cam
 
-Each figure comes from one example run into ``--runs/<example>/`` (default ``runs/``, the examples'
-own run folders, so ``--reuse`` also takes runs you made with the defaults); the
+Each figure comes from one example run into ``--runs/<folder>/`` (default ``runs/``; the folder names
+are the examples' own, the three-class run's aside, so ``--reuse`` also takes runs you made with the
+defaults); the
 example's PNG is downsized (to the width in ``FIGURES``) and reduced to a palette of ``COLOURS``
 so that docs/ stays a few hundred kB, then written to ``docs/<figure>.png``. The run's
 ``metrics.json`` (or ``comparison.md``) stays in the run folder for the numbers quoted beside it.
@@ -23,17 +24,23 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name -> (example script, its PNG inside the run folder, the docs file, width in pixels, arguments
-# beyond the defaults); the run folder is --runs/<script name without .py>, the example's own folder name
+# name -> (example script, its run folder under --runs, arguments beyond the defaults,
+#          [(a PNG the example writes into the run folder, the docs file, width in pixels), ...])
 FIGURES = {
-    "pets": ("segment_pets.py", "predictions.png", "pets_predictions.png", 720, []),
-    "segmenters": ("compare_segmenters.py", "predictions.png", "segmenters.png", 720, []),
-    "cam": ("cam_fashion_mnist.py", "cam_grid.png", "cam_grid.png", 720, []),
-    "saliency": ("saliency_cats_dogs.py", "saliency.png", "saliency.png", 480, []),  # tall, noisy maps
+    "pets": ("segment_pets.py", "segment_pets", [], [("predictions.png", "pets_predictions.png", 600)]),
+    "three_class": ("segment_pets.py", "segment_pets_three_class", ["--target", "three_class"],
+                    [("predictions.png", "pets_three_class.png", 560)]),
+    "segmenters": ("compare_segmenters.py", "compare_segmenters", [], [("predictions.png", "segmenters.png", 640)]),
+    "cam": ("cam_fashion_mnist.py", "cam_fashion_mnist", [],
+            [("cam_grid.png", "cam_grid.png", 600), ("cam_class_sneaker.png", "cam_class_sneaker.png", 480),
+             ("cam_class_sneaker_seed.png", "cam_class_sneaker_seed.png", 480)]),
+    "saliency": ("saliency_cats_dogs.py", "saliency_cats_dogs", [],  # tall figures of noisy maps: narrow
+                 [("saliency.png", "saliency.png", 420), ("saliency_course.png", "saliency_course.png", 420)]),
     # the default 600 s budget stops a run early on a busy machine; the figure needs all 600 steps
-    "mask_rcnn": ("mask_rcnn_shapes.py", "predictions.png", "mask_rcnn.png", 720, ["--time-budget", "36000"]),
+    "mask_rcnn": ("mask_rcnn_shapes.py", "mask_rcnn_shapes", ["--time-budget", "36000"],
+                  [("predictions.png", "mask_rcnn.png", 720)]),
 }
-COLOURS = 128  # palette size: photos keep their look, the PNGs stay near 100 kB
+COLOURS = 64  # median cut keeps photos smooth at 64 colours (fast octree posterised them); docs/ stays ~0.5 MB
 
 
 def run_example(script: str, out: Path, extra: list) -> float:
@@ -53,7 +60,7 @@ def downsize(source: Path, target: Path, max_width: int) -> int:
         image = image.convert("RGB")
         if image.width > max_width:
             image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
-        image.quantize(colors=COLOURS, method=Image.Quantize.FASTOCTREE).save(target, format="PNG", optimize=True)
+        image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT).save(target, format="PNG", optimize=True)
     return target.stat().st_size
 
 
@@ -70,15 +77,16 @@ def main(argv=None) -> None:
         parser.error(f"--max-width must be at least 100 pixels, got {args.max_width}")
     args.docs.mkdir(parents=True, exist_ok=True)
     for name in args.only:
-        script, figure, target, width, extra = FIGURES[name]
-        out = args.runs / Path(script).stem
+        script, folder, extra, figures = FIGURES[name]
+        out = args.runs / folder
         if not args.reuse:
             print(f"{name}: {run_example(script, out, extra):.0f} s", flush=True)
-        source = out / figure
-        if not source.exists():
-            raise SystemExit(f"{source} does not exist: run without --reuse (or check the example's output names)")
-        size = downsize(source, args.docs / target, min(width, args.max_width or width))
-        print(f"wrote {args.docs / target} ({size / 1000:.0f} kB) from {source}")
+        for figure, target, width in figures:
+            source = out / figure
+            if not source.exists():
+                raise SystemExit(f"{source} does not exist: run without --reuse (or check the example's output names)")
+            size = downsize(source, args.docs / target, min(width, args.max_width or width))
+            print(f"wrote {args.docs / target} ({size / 1000:.0f} kB) from {source}")
 
 
 if __name__ == "__main__":

@@ -32,13 +32,17 @@ def test_docs_figures_are_downsized_palette_pngs(tmp_path):
     (runs / "cam_fashion_mnist").mkdir(parents=True)
     rng = np.random.default_rng(0)
     picture = np.kron(rng.integers(0, 256, (30, 45, 3)), np.ones((40, 40, 1))).astype(np.uint8)  # 1200 x 1800
-    Image.fromarray(picture).save(runs / "cam_fashion_mnist" / "cam_grid.png")
+    for name in ("cam_grid.png", "cam_class_sneaker.png", "cam_class_sneaker_seed.png"):
+        Image.fromarray(picture).save(runs / "cam_fashion_mnist" / name)
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_docs_figures.py"), "--reuse", "--only", "cam",
                              "--runs", str(runs), "--docs", str(docs), "--max-width", "600"],
                             capture_output=True, text=True, check=True)
     assert "wrote" in result.stdout
     with Image.open(docs / "cam_grid.png") as figure:
         assert figure.size == (600, 400) and figure.mode == "P"
+    with Image.open(docs / "cam_class_sneaker.png") as figure:  # its own width, below --max-width
+        assert figure.size == (480, 320) and figure.mode == "P"
     missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_docs_figures.py"), "--reuse", "--only",
                               "pets", "--runs", str(runs), "--docs", str(docs)], capture_output=True, text=True)
     assert missing.returncode != 0 and "segment_pets/predictions.png does not exist" in missing.stderr
+

@@ -330,6 +330,18 @@ def test_command_line_from_another_folder(tmp_path):
     assert unknown.returncode != 0 and "no exercise named 'nope'" in unknown.stderr
 
 
+def test_list_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """``python -m minidl.exercises list | head -1``: the reader closes the pipe after one line."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    lister = subprocess.Popen([sys.executable, "-m", "minidl.exercises", "list"], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lister.stdout.close()  # as `head` does once it has what it wants: every write now fails with EPIPE
+    stderr = lister.stderr.read().decode()
+    lister.stderr.close()
+    assert lister.wait() == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
 # Solutions written from the templates' docstrings alone, in plain NumPy, as a learner would: the
 # conventions the templates state (im2col's row and column order, flat indices, trapezoid weights)
 # must be enough, and the tolerances must accept a different but correct order of operations.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import minidl.functional as F
 from minidl import Tensor
 from minidl.kernels import conv as kernels
-from minidl.kernels import conv_fast
+from minidl.kernels import conv_fast, conv_fast_winograd
 from minidl.kernels import im2col as im2col_kernels
 from minidl.kernels import workers
 from minidl.kernels.conv import conv_output_size
@@ -269,6 +269,98 @@ def test_each_image_goes_to_one_tile_of_one_worker(n_batch):
         covered = [i for tiles in parts for images, _ in tiles for i in range(n_batch)[images]]
         assert sorted(covered) == list(range(n_batch))
         check_kernels_against_reference((n_batch, 2, 5, 4), (3, 2, 3, 3), ((1, 1), (1, 1), (1, 1)), np.float64)
+
+
+# ---------------------------------------------------------------- the Winograd fast path (3x3, stride 1)
+
+
+@st.composite
+def winograd_cases(draw, max_elements=300):
+    """(x shape, weight shape, padding) for a 3x3, stride-1 conv2d: batch 1-3, channels 1-5, padding 0-2
+    per axis, odd and non-square sizes down to an input the kernel just fits."""
+    padding = draw(pairs(0, 2))
+    side = [draw(st.integers(max(1, 3 - 2 * p), 3 - 2 * p + 6)) for p in padding]
+    batch = draw(st.integers(1, max(1, min(3, max_elements // (side[0] * side[1])))))
+    c_in = draw(st.integers(1, max(1, min(5, max_elements // (batch * side[0] * side[1])))))
+    return (batch, c_in, *side), (draw(st.integers(1, 5)), c_in, 3, 3), padding
+
+
+def winograd_for_every_channel_count():
+    """The Winograd path serves few-channel convolutions too (by default it waits for 32 x 32 channels)."""
+    return mock.patch.object(conv_fast_winograd, "MIN_CHANNEL_PRODUCT", 1)
+
+
+def check_winograd_against_reference(x_shape, w_shape, padding, dtype, output_size=None):
+    """Every conv kernel through the Winograd path (none may fall back on im2col) against the NumPy twins."""
+    geometry = (1, 1), padding, (1, 1)
+    full = tuple(size + 2 * p - 2 for size, p in zip(x_shape[2:], padding))
+    output_size = output_size or full
+    x, w = random(x_shape, dtype, seed=1), random(w_shape, dtype, seed=2)
+    g = random((x_shape[0], w_shape[0], *full), dtype, seed=3)
+    g_kept = random((x_shape[0], w_shape[0], *output_size), dtype, seed=4)  # dL/dy of the positions kept
+    with mock.patch.object(conv_fast, "patch_products", side_effect=AssertionError("not the Winograd path")), \
+            mock.patch.object(conv_fast, "input_gradient", side_effect=AssertionError("not the Winograd path")):
+        results = [kernels.conv2d_forward(x, w, *geometry, output_size),
+                   kernels.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+                   kernels.conv2d_backward_weight(g_kept, x, (3, 3), *geometry),
+                   *kernels.conv2d_forward_and_backward_weight(x, w, g_kept, *geometry, output_size)]
+    expected = [reference.conv2d_forward(x, w, *geometry, output_size),
+                reference.conv2d_backward_input(g, w, x_shape[2:], *geometry),
+                reference.conv2d_backward_weight(g_kept, x, (3, 3), *geometry)]
+    expected += [expected[0], expected[2]]
+    for actual, wanted in zip(results, expected, strict=True):
+        assert_close(actual, wanted, dtype)
+
+
+@SETTINGS
+@given(case=winograd_cases(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_winograd_matches_reference(case, dtype):
+    with winograd_for_every_channel_count():
+        check_winograd_against_reference(*case, dtype)
+
+
+def test_winograd_takes_only_the_first_output_positions():
+    """conv_transpose2d's backward may ask conv2d_forward for an output smaller than the full one (and the
+    weight gradient then reads only that part of the patches)."""
+    with winograd_for_every_channel_count():
+        check_winograd_against_reference((2, 3, 9, 8), (4, 3, 3, 3), (1, 2), np.float64, output_size=(6, 5))
+
+
+@GRADCHECK_SETTINGS
+@given(case=winograd_cases(max_elements=150), with_bias=st.booleans())
+def test_winograd_gradients(case, with_bias):
+    """conv2d and conv_transpose2d with 3x3 kernels and stride 1: forward, dL/dx and dL/dw run through the
+    Winograd path."""
+    x_shape, w_shape, padding = case
+    for op, weight_shape in (("conv2d", w_shape), ("conv_transpose2d", (x_shape[1], w_shape[0], 3, 3))):
+        inputs = [random(x_shape, seed=1), random(weight_shape, seed=2)]
+        inputs += [random(weight_shape[0] if op == "conv2d" else weight_shape[1], seed=3)] if with_bias else []
+        if op == "conv_transpose2d" and min(x_shape[2:]) + 2 - 2 * max(padding) < 1:
+            continue  # its output would be empty
+        with winograd_for_every_channel_count():
+            check_gradients(lambda x, w, *b, op=op: getattr(F, op)(x, w, *b, padding=padding), inputs)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_batch", [1, 2, 5])
+@pytest.mark.parametrize("piece_elements", [1, 16 * 3 * 3 * 2, 10 ** 6])
+def test_winograd_pieces_and_workers_match_reference(threads, n_batch, piece_elements):
+    """Pieces of one row of tiles, of a few rows (bands), of whole images, shared among 1-3 workers
+    (bands of tile rows among the workers when there are fewer images), on an odd-sized input."""
+    with winograd_for_every_channel_count(), mock.patch.object(workers, "workers", return_value=threads), \
+            mock.patch.object(conv_fast_winograd, "PIECE_ELEMENTS", piece_elements), \
+            mock.patch.object(conv_fast_winograd, "MIN_PIECE_TILES", 1):
+        check_winograd_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 3), (1, 0), np.float64)
+
+
+def test_winograd_serves_the_unets_convolutions():
+    """By default the path takes 3x3, stride-1 convolutions of at least 32 x 32 channels, and nothing else."""
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 32, 32)
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 256, 128)
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 32)
+    assert not conv_fast_winograd.applies((3, 3), (2, 2), (1, 1), 64, 64)
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (2, 2), 64, 64)
+    assert not conv_fast_winograd.applies((2, 2), (1, 1), (1, 1), 64, 64)
 
 
 def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():

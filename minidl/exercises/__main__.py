@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -134,5 +135,19 @@ def main(argv=None) -> int:
     return check(args.name, args.dir, args.examples)
 
 
+def run() -> int:
+    """``main`` for the command line: output piped into a reader that stops early (``| head``) ends the
+    command quietly, as for other command-line tools, instead of with a BrokenPipeError traceback."""
+    try:
+        status = main()
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail too
+        # (the recipe of Python's documentation, "Note on SIGPIPE" in the signal module)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -8,7 +8,9 @@ W the weight as a (C_out, C_in*kH*kW) matrix and g = dL/dy as a (C_out, N*H_out*
     dL/dW = g @ cols^T
     dL/dx = col2im(W^T @ g)
 
-The functions below compute exactly that, tile by tile on worker threads (``conv_fast.py``), and
+The functions below compute exactly that, tile by tile on worker threads (``conv_fast.py``), except
+3x3, stride-1 convolutions of many channels, which take Winograd's F(2x2, 3x3) with 2.25x fewer
+multiply-adds (``conv_fast_winograd.py``: the same sums in another order), and
 each has a NumPy twin of the same name in the reference module, except
 ``conv2d_forward_and_backward_weight``, which the tests compare with the twins of its two products.
 Sizes follow PyTorch; kernel_size, stride, padding, dilation and output sizes are (h, w) pairs.
@@ -16,7 +18,7 @@ Sizes follow PyTorch; kernel_size, stride, padding, dilation and output sizes ar
 
 from __future__ import annotations
 
-from . import conv_fast
+from . import conv_fast, conv_fast_winograd
 from .im2col import col2im, im2col  # noqa: F401  (public here, beside their twins' names)
 
 
@@ -35,16 +37,22 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
 
 def conv2d_forward(x, weight, stride, padding, dilation, output_size):
     """y = W @ im2col(x):  x (N, C_in, H, W), weight (C_out, C_in, kH, kW) -> y (N, C_out, H_out, W_out)."""
+    if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, *weight.shape[1::-1]):
+        return conv_fast_winograd.conv2d_forward(x, weight, padding, output_size)
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight)[0]
 
 
 def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
     """dL/dx = col2im(W^T @ g):  g (N, C_out, H_out, W_out) -> dL/dx (N, C_in, H, W), image_size = (H, W)."""
+    if max(padding) <= 2 and conv_fast_winograd.applies(weight.shape[2:], stride, dilation, *weight.shape[:2]):
+        return conv_fast_winograd.input_gradient(g, weight, image_size, padding)
     return conv_fast.input_gradient(g, weight, image_size, stride, padding, dilation)
 
 
 def conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation):
     """dL/dW = g @ im2col(x)^T:  g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, kH, kW)."""
+    if conv_fast_winograd.applies(kernel_size, stride, dilation, x.shape[1], g.shape[1]):
+        return conv_fast_winograd.weight_gradient(g, x, padding)
     return conv_fast.patch_products(x, kernel_size, stride, padding, dilation, g.shape[2:], g=g)[1]
 
 
@@ -55,4 +63,7 @@ def conv2d_forward_and_backward_weight(x, weight, g, stride, padding, dilation, 
     gradient, its dL/dW the weight gradient of that conv2d), and sharing the patch matrix saves a
     pass over it.
     """
+    if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, x.shape[1], weight.shape[0]):
+        return (conv2d_forward(x, weight, stride, padding, dilation, output_size),
+                conv2d_backward_weight(g, x, weight.shape[2:], stride, padding, dilation))
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight, g=g)

@@ -50,36 +50,38 @@ def _patch_buffer(tile: int, rows: int, columns: int, dtype):
     return scratch_matrix(("patches", tile % 2), rows, columns, dtype)
 
 
-def tiles(n_batch: int, out_h: int, entries_per_row: int) -> list:
-    """Pieces (images, (row0, row1)) of the output whose patch matrices hold about CHUNK_ELEMENTS entries
-    (at least one image or one row): groups of ceil(N / groups) whole images (the last may be smaller),
-    or, when one image needs more, bands of each image's output rows whose sizes differ by at most one."""
+def tiles(n_batch: int, out_h: int, entries_per_row: int, chunk: int | None = None) -> list:
+    """Pieces (images, (row0, row1)) of the output whose patch matrices hold about ``chunk`` entries
+    (default CHUNK_ELEMENTS; at least one image or one row): groups of ceil(N / groups) whole images (the
+    last may be smaller), or, when one image needs more, bands of each image's output rows whose sizes
+    differ by at most one."""
+    chunk = chunk or CHUNK_ELEMENTS
     per_image = entries_per_row * out_h
-    if per_image > CHUNK_ELEMENTS and out_h > 1:
-        bands = min(out_h, -(-per_image // CHUNK_ELEMENTS))
+    if per_image > chunk and out_h > 1:
+        bands = min(out_h, -(-per_image // chunk))
         edges = [k * out_h // bands for k in range(bands + 1)]
         return [(slice(n, n + 1), (edges[k], edges[k + 1])) for n in range(n_batch) for k in range(bands)]
-    groups = max(1, min(n_batch, -(-n_batch * per_image // CHUNK_ELEMENTS)))
+    groups = max(1, min(n_batch, -(-n_batch * per_image // chunk)))
     size = max(1, -(-n_batch // groups))  # an empty batch gives no tiles
     return [(slice(start, min(start + size, n_batch)), (0, out_h)) for start in range(0, n_batch, size)]
 
 
-def parts(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool) -> list:
+def parts(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool, chunk: int | None = None) -> list:
     """The output cut into one list of tiles per worker thread: contiguous groups of images; with
     fewer images than workers, bands of output rows when ``rows_may_split`` (their work must not
-    write to shared places, as col2im's does where bands meet); else one list."""
+    write to shared places, as col2im's does where bands meet); else one list. Tiles as in ``tiles``."""
     count = workers.workers()
     if count > 1 and n_batch >= count:
         edges = [k * n_batch // count for k in range(count + 1)]
         return [[(slice(start + images.start, start + images.stop), rows)
-                 for images, rows in tiles(stop - start, out_h, entries_per_row)]
+                 for images, rows in tiles(stop - start, out_h, entries_per_row, chunk)]
                 for start, stop in zip(edges, edges[1:])]
     if count > 1 and rows_may_split and out_h >= count:
         edges = [k * out_h // count for k in range(count + 1)]
         return [[(images, (low + row0, low + row1))
-                 for images, (row0, row1) in tiles(n_batch, high - low, entries_per_row)]
+                 for images, (row0, row1) in tiles(n_batch, high - low, entries_per_row, chunk)]
                 for low, high in zip(edges, edges[1:])]
-    return [tiles(n_batch, out_h, entries_per_row)]
+    return [tiles(n_batch, out_h, entries_per_row, chunk)]
 
 
 def _as_matrix(a):

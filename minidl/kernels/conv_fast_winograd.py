@@ -1,0 +1,229 @@
+"""A faster 3x3, stride-1 convolution: Winograd's minimal filtering F(2x2, 3x3), on worker threads.
+
+Nothing here is needed to understand a convolution (``minidl.kernels.reference.conv`` is the lesson);
+it computes exactly the same sums as ``y = W @ im2col(x)``, in another order. Lavin & Gray, "Fast
+Algorithms for Convolutional Neural Networks" (CVPR 2016), section 4: a 2x2 block of outputs of a
+3x3 filter g over the 4x4 input tile d that it reads is
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* elementwise, 4x4)
+
+    B^T = [[1, 0, -1,  0],      G = [[  1,    0,   0],      A^T = [[1, 1,  1,  0],
+           [0, 1,  1,  0],           [1/2,  1/2, 1/2],             [0, 1, -1, -1]]
+           [0, -1, 1,  0],           [1/2, -1/2, 1/2],
+           [0, 1,  0, -1]]           [  0,    0,   1]]
+
+Summed over input channels c, each of the 16 entries (a, b) of the 4x4 products is one matrix product,
+
+    M[a, b] = U[a, b] @ V[a, b],   U[a, b] (C_out, C_in) from the weights, V[a, b] (C_in, tiles) from x,
+
+so a convolution is an input transform (V), 16 products with 16/36 of im2col's multiply-adds (2.25x
+fewer), and an output transform (A^T M A). V holds 4 entries per input pixel, im2col 9. The sums
+are the same up to rounding: on random data the results differ from the direct sums by about 1e-6
+of the largest output in float32 and 1e-15 in float64 (``tests/test_kernels_conv.py`` compares them).
+
+The gradients take the same road: dL/dx of a stride-1 convolution is itself such a convolution (of g,
+with the kernel flipped and the channel axes swapped, padding 2 - p: ``input_gradient``), and dL/dw
+is 16 products of the transformed g and V (``weight_gradient``). Work is cut into pieces of whole
+images or bands of tile rows (``conv_fast.parts``), one share per worker thread, with V and M in
+scratch buffers (``conv_fast.scratch_matrix``). Timings in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+from . import workers
+from .conv_fast import parts, scratch_matrix
+
+# Below this many multiply-adds per output pixel (C_in * C_out) the 16 products are too thin to beat
+# one im2col product (measured in benchmarks/README.md).
+MIN_CHANNEL_PRODUCT = 32 * 32
+# A piece's V holds about this many entries (V and M of a piece then stay in a core's L2 cache), or
+# MIN_PIECE_TILES tiles when that is more (thinner products run far below BLAS's speed).
+PIECE_ELEMENTS = 1 << 16
+MIN_PIECE_TILES = 256
+
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def applies(kernel_size, stride, dilation, c_in: int, c_out: int) -> bool:
+    """Whether conv2d_forward below computes this convolution: 3x3 kernel, stride 1, no dilation,
+    enough channels."""
+    return (tuple(kernel_size) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and c_in * c_out >= MIN_CHANNEL_PRODUCT)
+
+
+def weight_transform(weight):
+    """U[4a + b, o, c] = (G w[o, c] G^T)[a, b] = sum_{i, j} G[a, i] G[b, j] w[o, c, i, j]:
+    weight (C_out, C_in, 3, 3) -> (16, C_out, C_in), one product with the Kronecker product of G with itself."""
+    c_out, c_in = weight.shape[:2]
+    g_kron_g = np.kron(_G, _G).astype(weight.dtype)  # [4a + b, 3i + j] = G[a, i] G[b, j]
+    return (g_kron_g @ weight.reshape(-1, 9).T).reshape(16, c_out, c_in)
+
+
+@njit(cache=True, nogil=True)
+def _input_transform(x, v, padding, band, tiles_w):
+    """v[4a + b, c, t] = (B^T d B)[a, b] for the 4x4 tile d of x padded (zeros) whose 2x2 output block is
+    t = (n, ty, tx), for the tile rows ty in band = (ty0, ty1); tile (ty, tx) reads rows 2ty - p_h ... + 3
+    and columns 2tx - p_w ... + 3. Each padded row is kept as its even and its odd columns, so that the
+    four columns a tile reads are entry tx and tx + 1 of each."""
+    n_batch, channels, height, width = x.shape
+    ty0, ty1 = band
+    even = np.empty((4, tiles_w + 1), x.dtype)  # padded row columns 0, 2, 4, ...
+    odd = np.empty((4, tiles_w + 1), x.dtype)  # 1, 3, 5, ...
+    for n in range(n_batch):
+        for c in range(channels):
+            for ty in range(ty0, ty1):
+                for a in range(4):
+                    yy = 2 * ty - padding[0] + a
+                    inside = 0 <= yy < height
+                    for k in range(tiles_w + 1):
+                        xx = 2 * k - padding[1]
+                        even[a, k] = x[n, c, yy, xx] if inside and 0 <= xx < width else 0
+                        odd[a, k] = x[n, c, yy, xx + 1] if inside and 0 <= xx + 1 < width else 0
+                for k in range(tiles_w + 1):  # B^T d, for every column of the row of tiles at once
+                    for r in (even, odd):
+                        r0, r1, r2, r3 = r[0, k], r[1, k], r[2, k], r[3, k]
+                        r[0, k], r[1, k], r[2, k], r[3, k] = r0 - r2, r1 + r2, r2 - r1, r1 - r3
+                t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                for a in range(4):  # (B^T d) B
+                    for tx in range(tiles_w):
+                        q0, q1, q2, q3 = even[a, tx], odd[a, tx], even[a, tx + 1], odd[a, tx + 1]
+                        v[4 * a, c, t0 + tx] = q0 - q2
+                        v[4 * a + 1, c, t0 + tx] = q1 + q2
+                        v[4 * a + 2, c, t0 + tx] = q2 - q1
+                        v[4 * a + 3, c, t0 + tx] = q1 - q3
+
+
+@njit(cache=True, nogil=True)
+def _output_transform(m, y, band, tiles_w):
+    """y[n, o, 2ty + a, 2tx + b] = (A^T M A)[a, b] of tile t = (n, ty, tx), for ty in band = (ty0, ty1);
+    outputs beyond y's edge (odd sizes) are dropped."""
+    n_batch, c_out, out_h, out_w = y.shape
+    ty0, ty1 = band
+    pairs = out_w // 2  # tiles whose two columns are both inside y
+    s = np.empty((2, 4, tiles_w), m.dtype)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for ty in range(ty0, ty1):
+                t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                for b in range(4):  # A^T M
+                    for tx in range(tiles_w):
+                        m1, m2 = m[4 + b, o, t0 + tx], m[8 + b, o, t0 + tx]
+                        s[0, b, tx] = m[b, o, t0 + tx] + m1 + m2
+                        s[1, b, tx] = m1 - m2 - m[12 + b, o, t0 + tx]
+                for a in range(min(2, out_h - 2 * ty)):  # (A^T M) A
+                    row = y[n, o, 2 * ty + a]
+                    for tx in range(pairs):
+                        row[2 * tx] = s[a, 0, tx] + s[a, 1, tx] + s[a, 2, tx]
+                        row[2 * tx + 1] = s[a, 1, tx] - s[a, 2, tx] - s[a, 3, tx]
+                    if pairs < tiles_w:  # odd width: the last tile's first column
+                        row[2 * pairs] = s[a, 0, pairs] + s[a, 1, pairs] + s[a, 2, pairs]
+
+
+@njit(cache=True, nogil=True)
+def _upstream_transform(g, gt, band, tiles_w):
+    """gt[4a + b, o, t] = (A gy A^T)[a, b] for the 2x2 block gy of g at tile t = (n, ty, tx) (zeros beyond
+    g's edge), ty in band = (ty0, ty1): the adjoint of the output transform, for the weight gradient.
+    A gy A^T spreads the block's rows (r0, r1) as (r0, r0 + r1, r0 - r1, -r1), then its columns alike."""
+    n_batch, c_out, out_h, out_w = g.shape
+    ty0, ty1 = band
+    for n in range(n_batch):
+        for o in range(c_out):
+            for ty in range(ty0, ty1):
+                t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                for tx in range(tiles_w):
+                    top0 = g[n, o, 2 * ty, 2 * tx]
+                    top1 = g[n, o, 2 * ty, 2 * tx + 1] if 2 * tx + 1 < out_w else 0
+                    low0 = g[n, o, 2 * ty + 1, 2 * tx] if 2 * ty + 1 < out_h else 0
+                    low1 = g[n, o, 2 * ty + 1, 2 * tx + 1] if 2 * ty + 1 < out_h and 2 * tx + 1 < out_w else 0
+                    for a in range(4):
+                        if a == 0:
+                            r0, r1 = top0, top1
+                        elif a == 1:
+                            r0, r1 = top0 + low0, top1 + low1
+                        elif a == 2:
+                            r0, r1 = top0 - low0, top1 - low1
+                        else:
+                            r0, r1 = -low0, -low1
+                        gt[4 * a, o, t0 + tx] = r0
+                        gt[4 * a + 1, o, t0 + tx] = r0 + r1
+                        gt[4 * a + 2, o, t0 + tx] = r0 - r1
+                        gt[4 * a + 3, o, t0 + tx] = -r1
+
+
+def conv2d_forward(x, weight, padding, output_size):
+    """y = conv2d(x, weight) for a 3x3 kernel, stride 1, dilation 1 (``applies``), by F(2x2, 3x3):
+    x (N, C_in, H, W), weight (C_out, C_in, 3, 3) -> y (N, C_out, H_out, W_out) = output_size (which
+    may be smaller than the full output: then only the first H_out x W_out positions are computed)."""
+    n_batch, c_in = x.shape[:2]
+    c_out = weight.shape[0]
+    u = weight_transform(weight)
+    tiles_h, tiles_w = -(-output_size[0] // 2), -(-output_size[1] // 2)
+    y = np.empty((n_batch, c_out, *output_size), dtype=x.dtype)
+
+    def work(own_pieces):
+        for k, (images, (ty0, ty1)) in enumerate(own_pieces):
+            tile_count = len(range(n_batch)[images]) * (ty1 - ty0) * tiles_w
+            v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
+            _input_transform(x[images], v, padding, (ty0, ty1), tiles_w)
+            m = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
+            np.matmul(u, v, out=m)  # the 16 products U[a, b] @ V[a, b]
+            _output_transform(m, y[images], (ty0, ty1), tiles_w)
+
+    workers.run(_pieces(n_batch, tiles_h, tiles_w, c_in), work)
+    return y
+
+
+def _pieces(n_batch: int, tiles_h: int, tiles_w: int, c_in: int) -> list:
+    """One list of pieces (images, band of tile rows) per worker (``conv_fast.parts``), each piece's V about
+    PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each band has output rows of its own."""
+    return parts(n_batch, tiles_h, 16 * c_in * tiles_w, rows_may_split=True,
+                 chunk=max(PIECE_ELEMENTS, 16 * c_in * MIN_PIECE_TILES))
+
+
+def weight_gradient(g, x, padding):
+    """dL/dw of a 3x3, stride-1 conv2d: g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, 3, 3).
+
+    The forward is y = A^T [U * V] A per tile and channel pair, summed over c, so
+    dL/dU[a, b] = sum over tiles of (A gy A^T)[a, b] V[a, b]: 16 products (C_out, tiles) @ (tiles, C_in),
+    and dL/dw = G^T dL/dU G (the adjoint of ``weight_transform``). Each worker sums its own pieces; the
+    workers' sums are added in a fixed order.
+    """
+    n_batch, c_in = x.shape[:2]
+    c_out = g.shape[1]
+    tiles_h, tiles_w = -(-g.shape[2] // 2), -(-g.shape[3] // 2)
+
+    def work(own_pieces):  # one worker's part of dL/dU, (16, C_out, C_in)
+        grad_u = np.zeros((16, c_out, c_in), dtype=x.dtype)
+        for k, (images, (ty0, ty1)) in enumerate(own_pieces):
+            tile_count = len(range(n_batch)[images]) * (ty1 - ty0) * tiles_w
+            v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
+            _input_transform(x[images], v, padding, (ty0, ty1), tiles_w)
+            gt = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
+            _upstream_transform(g[images], gt, (ty0, ty1), tiles_w)
+            product = scratch_matrix("winograd dU", 16 * c_out, c_in, x.dtype).reshape(16, c_out, c_in)
+            grad_u += np.matmul(gt, v.transpose(0, 2, 1), out=product)
+        return grad_u
+
+    grad_u = functools.reduce(np.add, workers.run(_pieces(n_batch, tiles_h, tiles_w, c_in), work))
+    g_kron_g = np.kron(_G, _G).astype(x.dtype)
+    return (grad_u.reshape(16, -1).T @ g_kron_g).reshape(c_out, c_in, 3, 3)
+
+
+def _sixteen_blocks(slot, rows: int, columns: int, dtype):
+    """A (16, rows, columns) scratch array whose 16 blocks lie 16 entries more than rows * columns apart:
+    the transforms read or write all 16 at once, and streams a power of two apart share cache sets."""
+    blocks = scratch_matrix(slot, 16, rows * columns + 16, dtype)
+    return blocks[:, :rows * columns].reshape(16, rows, columns)
+
+
+def input_gradient(g, weight, image_size, padding):
+    """dL/dx of a 3x3, stride-1 conv2d with padding p <= 2: the conv2d of g with the kernel flipped and
+    its channel axes swapped, padding 2 - p:
+    dL/dx[n, c, y, x] = sum_{o, i, j} g_padded[n, o, y + (2 - p) + i, x + (2 - p) + j] w[o, c, 2 - i, 2 - j]."""
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    return conv2d_forward(g, flipped, (2 - padding[0], 2 - padding[1]), image_size)
