@@ -286,7 +286,7 @@ def winograd_cases(draw, max_elements=300):
 
 
 def winograd_for_every_channel_count():
-    """The Winograd path serves few-channel convolutions too (by default it waits for 32 x 32 channels)."""
+    """The Winograd path serves few-channel convolutions too (by default it waits for 16 x 32 channels)."""
     return mock.patch.object(conv_fast_winograd, "MIN_CHANNEL_PRODUCT", 1)
 
 
@@ -354,10 +354,10 @@ def test_winograd_pieces_and_workers_match_reference(threads, n_batch, piece_ele
 
 
 def test_winograd_serves_the_unets_convolutions():
-    """By default the path takes 3x3, stride-1 convolutions of at least 32 x 32 channels, and nothing else."""
-    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 32, 32)
+    """By default the path takes 3x3, stride-1 convolutions of at least 16 x 32 channels, and nothing else."""
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 32)
     assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 256, 128)
-    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 32)
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 16)
     assert not conv_fast_winograd.applies((3, 3), (2, 2), (1, 1), 64, 64)
     assert not conv_fast_winograd.applies((3, 3), (1, 1), (2, 2), 64, 64)
     assert not conv_fast_winograd.applies((2, 2), (1, 1), (1, 1), 64, 64)

@@ -40,7 +40,7 @@ from .conv_fast import parts, scratch_matrix
 
 # Below this many multiply-adds per output pixel (C_in * C_out) the 16 products are too thin to beat
 # one im2col product (measured in benchmarks/README.md).
-MIN_CHANNEL_PRODUCT = 32 * 32
+MIN_CHANNEL_PRODUCT = 16 * 32
 # A piece's V holds about this many entries (V and M of a piece then stay in a core's L2 cache), or
 # MIN_PIECE_TILES tiles when that is more (thinner products run far below BLAS's speed).
 PIECE_ELEMENTS = 1 << 16
@@ -64,38 +64,41 @@ def weight_transform(weight):
     return (g_kron_g @ weight.reshape(-1, 9).T).reshape(16, c_out, c_in)
 
 
+# The loops below index with unsigned integers (np.uint64) where they are hot: Numba wraps a negative
+# signed index around, and that per-element check keeps LLVM from vectorising the loop (see im2col.py).
 @njit(cache=True, nogil=True)
 def _input_transform(x, v, padding, band, tiles_w):
     """v[4a + b, c, t] = (B^T d B)[a, b] for the 4x4 tile d of x padded (zeros) whose 2x2 output block is
     t = (n, ty, tx), for the tile rows ty in band = (ty0, ty1); tile (ty, tx) reads rows 2ty - p_h ... + 3
-    and columns 2tx - p_w ... + 3. Each padded row is kept as its even and its odd columns, so that the
-    four columns a tile reads are entry tx and tx + 1 of each."""
+    and columns 2tx - p_w ... + 3. x is C-contiguous."""
     n_batch, channels, height, width = x.shape
     ty0, ty1 = band
-    even = np.empty((4, tiles_w + 1), x.dtype)  # padded row columns 0, 2, 4, ...
-    odd = np.empty((4, tiles_w + 1), x.dtype)  # 1, 3, 5, ...
+    span = 2 * tiles_w + 2  # padded columns that one row of tiles reads
+    rows = np.empty(4 * span, x.dtype)  # B^T d of a row of tiles: 4 rows of span entries, flat
+    source = x.reshape(-1)
+    lo, hi = min(padding[1], span), min(span, padding[1] + width)  # x's columns in a padded row
     for n in range(n_batch):
         for c in range(channels):
             for ty in range(ty0, ty1):
-                for a in range(4):
-                    yy = 2 * ty - padding[0] + a
-                    inside = 0 <= yy < height
-                    for k in range(tiles_w + 1):
-                        xx = 2 * k - padding[1]
-                        even[a, k] = x[n, c, yy, xx] if inside and 0 <= xx < width else 0
-                        odd[a, k] = x[n, c, yy, xx + 1] if inside and 0 <= xx + 1 < width else 0
-                for k in range(tiles_w + 1):  # B^T d, for every column of the row of tiles at once
-                    for r in (even, odd):
-                        r0, r1, r2, r3 = r[0, k], r[1, k], r[2, k], r[3, k]
-                        r[0, k], r[1, k], r[2, k], r[3, k] = r0 - r2, r1 + r2, r2 - r1, r1 - r3
+                y0 = 2 * ty - padding[0]  # the tiles' first padded input row; rows y0 .. y0 + 3 are d0 .. d3
+                start = ((n * channels + c) * height + y0) * width - padding[1]  # x[n, c, y0, -p_w], flat
+                inside0, inside1, inside2, inside3 = (0 <= y0 < height, 0 <= y0 + 1 < height,
+                                                      0 <= y0 + 2 < height, 0 <= y0 + 3 < height)
+                for b in range(span):  # B^T d, for every tile of the row at once
+                    column = lo <= b < hi
+                    d0 = source[np.uint64(start + b)] if column and inside0 else 0
+                    d1 = source[np.uint64(start + width + b)] if column and inside1 else 0
+                    d2 = source[np.uint64(start + 2 * width + b)] if column and inside2 else 0
+                    d3 = source[np.uint64(start + 3 * width + b)] if column and inside3 else 0
+                    rows[np.uint64(b)], rows[np.uint64(span + b)] = d0 - d2, d1 + d2
+                    rows[np.uint64(2 * span + b)], rows[np.uint64(3 * span + b)] = d2 - d1, d1 - d3
                 t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
                 for a in range(4):  # (B^T d) B
                     for tx in range(tiles_w):
-                        q0, q1, q2, q3 = even[a, tx], odd[a, tx], even[a, tx + 1], odd[a, tx + 1]
-                        v[4 * a, c, t0 + tx] = q0 - q2
-                        v[4 * a + 1, c, t0 + tx] = q1 + q2
-                        v[4 * a + 2, c, t0 + tx] = q2 - q1
-                        v[4 * a + 3, c, t0 + tx] = q1 - q3
+                        i, t = np.uint64(a * span + 2 * tx), np.uint64(t0 + tx)
+                        q0, q1, q2, q3 = rows[i], rows[i + np.uint64(1)], rows[i + np.uint64(2)], rows[i + np.uint64(3)]
+                        v[4 * a, c, t], v[4 * a + 1, c, t], v[4 * a + 2, c, t], v[4 * a + 3, c, t] = (
+                            q0 - q2, q1 + q2, q2 - q1, q1 - q3)
 
 
 @njit(cache=True, nogil=True)
