@@ -6,6 +6,7 @@ gradient check runs at the default tight tolerances; sizes are kept tiny because
 two forward passes per input element.
 """
 
+import contextlib
 from unittest import mock
 
 import numpy as np
@@ -285,9 +286,13 @@ def winograd_cases(draw, max_elements=300):
     return (batch, c_in, *side), (draw(st.integers(1, 5)), c_in, 3, 3), padding
 
 
-def winograd_for_every_channel_count():
-    """The Winograd path serves few-channel convolutions too (by default it waits for 16 x 32 channels)."""
-    return mock.patch.object(conv_fast_winograd, "MIN_CHANNEL_PRODUCT", 1)
+@contextlib.contextmanager
+def winograd_for_every_3x3_convolution():
+    """The Winograd path serves few channels and odd sizes too (by default it waits for 16 x 32 channels
+    and an output its tiles cover with little waste)."""
+    with mock.patch.object(conv_fast_winograd, "MIN_CHANNEL_PRODUCT", 1), \
+            mock.patch.object(conv_fast_winograd, "MAX_TILE_WASTE", 4.0):
+        yield
 
 
 def check_winograd_against_reference(x_shape, w_shape, padding, dtype, output_size=None):
@@ -315,14 +320,14 @@ def check_winograd_against_reference(x_shape, w_shape, padding, dtype, output_si
 @SETTINGS
 @given(case=winograd_cases(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_winograd_matches_reference(case, dtype):
-    with winograd_for_every_channel_count():
+    with winograd_for_every_3x3_convolution():
         check_winograd_against_reference(*case, dtype)
 
 
 def test_winograd_takes_only_the_first_output_positions():
     """conv_transpose2d's backward may ask conv2d_forward for an output smaller than the full one (and the
     weight gradient then reads only that part of the patches)."""
-    with winograd_for_every_channel_count():
+    with winograd_for_every_3x3_convolution():
         check_winograd_against_reference((2, 3, 9, 8), (4, 3, 3, 3), (1, 2), np.float64, output_size=(6, 5))
 
 
@@ -337,7 +342,7 @@ def test_winograd_gradients(case, with_bias):
         inputs += [random(weight_shape[0] if op == "conv2d" else weight_shape[1], seed=3)] if with_bias else []
         if op == "conv_transpose2d" and min(x_shape[2:]) + 2 - 2 * max(padding) < 1:
             continue  # its output would be empty
-        with winograd_for_every_channel_count():
+        with winograd_for_every_3x3_convolution():
             check_gradients(lambda x, w, *b, op=op: getattr(F, op)(x, w, *b, padding=padding), inputs)
 
 
@@ -347,20 +352,23 @@ def test_winograd_gradients(case, with_bias):
 def test_winograd_pieces_and_workers_match_reference(threads, n_batch, piece_elements):
     """Pieces of one row of tiles, of a few rows (bands), of whole images, shared among 1-3 workers
     (bands of tile rows among the workers when there are fewer images), on an odd-sized input."""
-    with winograd_for_every_channel_count(), mock.patch.object(workers, "workers", return_value=threads), \
+    with winograd_for_every_3x3_convolution(), mock.patch.object(workers, "workers", return_value=threads), \
             mock.patch.object(conv_fast_winograd, "PIECE_ELEMENTS", piece_elements), \
             mock.patch.object(conv_fast_winograd, "MIN_PIECE_TILES", 1):
         check_winograd_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 3), (1, 0), np.float64)
 
 
 def test_winograd_serves_the_unets_convolutions():
-    """By default the path takes 3x3, stride-1 convolutions of at least 16 x 32 channels, and nothing else."""
-    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 32)
-    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 256, 128)
-    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 16)
-    assert not conv_fast_winograd.applies((3, 3), (2, 2), (1, 1), 64, 64)
-    assert not conv_fast_winograd.applies((3, 3), (1, 1), (2, 2), 64, 64)
-    assert not conv_fast_winograd.applies((2, 2), (1, 1), (1, 1), 64, 64)
+    """By default the path takes 3x3, stride-1 convolutions of at least 16 x 32 channels whose output its
+    2x2 tiles cover with little waste, and nothing else."""
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 32, (64, 64))
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 256, 128, (4, 4))
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 64, 64, (15, 16))  # 16 x 16 computed for 15 x 16
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 64, 64, (7, 7))  # 8 x 8 computed for 7 x 7
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 16, (64, 64))
+    assert not conv_fast_winograd.applies((3, 3), (2, 2), (1, 1), 64, 64, (32, 32))
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (2, 2), 64, 64, (32, 32))
+    assert not conv_fast_winograd.applies((2, 2), (1, 1), (1, 1), 64, 64, (32, 32))
 
 
 def test_im2col_of_a_band_of_rows_is_that_part_of_the_full_patch_matrix():

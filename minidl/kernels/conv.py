@@ -37,21 +37,23 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
 
 def conv2d_forward(x, weight, stride, padding, dilation, output_size):
     """y = W @ im2col(x):  x (N, C_in, H, W), weight (C_out, C_in, kH, kW) -> y (N, C_out, H_out, W_out)."""
-    if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, *weight.shape[1::-1]):
+    c_out, c_in = weight.shape[:2]
+    if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_in, c_out, output_size):
         return conv_fast_winograd.conv2d_forward(x, weight, padding, output_size)
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight)[0]
 
 
 def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
     """dL/dx = col2im(W^T @ g):  g (N, C_out, H_out, W_out) -> dL/dx (N, C_in, H, W), image_size = (H, W)."""
-    if max(padding) <= 2 and conv_fast_winograd.applies(weight.shape[2:], stride, dilation, *weight.shape[:2]):
+    c_out, c_in = weight.shape[:2]  # the flipped convolution maps C_out channels onto C_in
+    if max(padding) <= 2 and conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_out, c_in, image_size):
         return conv_fast_winograd.input_gradient(g, weight, image_size, padding)
     return conv_fast.input_gradient(g, weight, image_size, stride, padding, dilation)
 
 
 def conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation):
     """dL/dW = g @ im2col(x)^T:  g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, kH, kW)."""
-    if conv_fast_winograd.applies(kernel_size, stride, dilation, x.shape[1], g.shape[1]):
+    if conv_fast_winograd.applies(kernel_size, stride, dilation, x.shape[1], g.shape[1], g.shape[2:]):
         return conv_fast_winograd.weight_gradient(g, x, padding)
     return conv_fast.patch_products(x, kernel_size, stride, padding, dilation, g.shape[2:], g=g)[1]
 
@@ -63,7 +65,7 @@ def conv2d_forward_and_backward_weight(x, weight, g, stride, padding, dilation, 
     gradient, its dL/dW the weight gradient of that conv2d), and sharing the patch matrix saves a
     pass over it.
     """
-    if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, x.shape[1], weight.shape[0]):
+    if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, x.shape[1], weight.shape[0], output_size):
         return (conv2d_forward(x, weight, stride, padding, dilation, output_size),
                 conv2d_backward_weight(g, x, weight.shape[2:], stride, padding, dilation))
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight, g=g)

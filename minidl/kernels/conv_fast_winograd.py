@@ -41,27 +41,32 @@ from .conv_fast import parts, scratch_matrix
 # Below this many multiply-adds per output pixel (C_in * C_out) the 16 products are too thin to beat
 # one im2col product (measured in benchmarks/README.md).
 MIN_CHANNEL_PRODUCT = 16 * 32
+# At most this many outputs computed per output kept (odd sizes: the last row and column of tiles
+# compute a half that is dropped; measured in benchmarks/README.md).
+MAX_TILE_WASTE = 1.15
 # A piece's V holds about this many entries (V and M of a piece then stay in a core's L2 cache), or
 # MIN_PIECE_TILES tiles when that is more (thinner products run far below BLAS's speed).
 PIECE_ELEMENTS = 1 << 16
 MIN_PIECE_TILES = 256
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_G_KRON_G = np.kron(_G, _G)  # [4a + b, 3i + j] = G[a, i] G[b, j]
 
 
-def applies(kernel_size, stride, dilation, c_in: int, c_out: int) -> bool:
-    """Whether conv2d_forward below computes this convolution: 3x3 kernel, stride 1, no dilation,
-    enough channels."""
+def applies(kernel_size, stride, dilation, c_in: int, c_out: int, output_size) -> bool:
+    """Whether this module computes the convolution: 3x3 kernel, stride 1, no dilation, enough
+    channels, and an output that the 2x2 tiles cover with little waste (a 7 x 7 output takes 4 x 4
+    tiles, 8 x 8 outputs)."""
+    covered = 4 * -(-output_size[0] // 2) * -(-output_size[1] // 2)
     return (tuple(kernel_size) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and c_in * c_out >= MIN_CHANNEL_PRODUCT)
+            and c_in * c_out >= MIN_CHANNEL_PRODUCT and covered <= MAX_TILE_WASTE * output_size[0] * output_size[1])
 
 
 def weight_transform(weight):
     """U[4a + b, o, c] = (G w[o, c] G^T)[a, b] = sum_{i, j} G[a, i] G[b, j] w[o, c, i, j]:
     weight (C_out, C_in, 3, 3) -> (16, C_out, C_in), one product with the Kronecker product of G with itself."""
     c_out, c_in = weight.shape[:2]
-    g_kron_g = np.kron(_G, _G).astype(weight.dtype)  # [4a + b, 3i + j] = G[a, i] G[b, j]
-    return (g_kron_g @ weight.reshape(-1, 9).T).reshape(16, c_out, c_in)
+    return workers.matmul(_G_KRON_G.astype(weight.dtype), weight.reshape(-1, 9).T).reshape(16, c_out, c_in)
 
 
 # The loops below index with unsigned integers (np.uint64) where they are hot: Numba wraps a negative
@@ -213,8 +218,7 @@ def weight_gradient(g, x, padding):
         return grad_u
 
     grad_u = functools.reduce(np.add, workers.run(_pieces(n_batch, tiles_h, tiles_w, c_in), work))
-    g_kron_g = np.kron(_G, _G).astype(x.dtype)
-    return (grad_u.reshape(16, -1).T @ g_kron_g).reshape(c_out, c_in, 3, 3)
+    return workers.matmul(grad_u.reshape(16, -1).T, _G_KRON_G.astype(x.dtype)).reshape(c_out, c_in, 3, 3)
 
 
 def _sixteen_blocks(slot, rows: int, columns: int, dtype):
