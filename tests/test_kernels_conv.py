@@ -288,7 +288,7 @@ def winograd_cases(draw, max_elements=300):
 
 @contextlib.contextmanager
 def winograd_for_every_3x3_convolution():
-    """The Winograd path serves few channels and odd sizes too (by default it waits for 16 x 32 channels
+    """The Winograd path serves few channels and odd sizes too (by default it waits for 16 x 16 channels
     and an output its tiles cover with little waste)."""
     with mock.patch.object(conv_fast_winograd, "MIN_CHANNEL_PRODUCT", 1), \
             mock.patch.object(conv_fast_winograd, "MAX_TILE_WASTE", 4.0):
@@ -359,13 +359,13 @@ def test_winograd_pieces_and_workers_match_reference(threads, n_batch, piece_ele
 
 
 def test_winograd_serves_the_unets_convolutions():
-    """By default the path takes 3x3, stride-1 convolutions of at least 16 x 32 channels whose output its
+    """By default the path takes 3x3, stride-1 convolutions of at least 16 x 16 channels whose output its
     2x2 tiles cover with little waste, and nothing else."""
-    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 32, (64, 64))
+    assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 16, (64, 64))
     assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 256, 128, (4, 4))
     assert conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 64, 64, (15, 16))  # 16 x 16 computed for 15 x 16
     assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 64, 64, (7, 7))  # 8 x 8 computed for 7 x 7
-    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 16, 16, (64, 64))
+    assert not conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), 3, 16, (64, 64))
     assert not conv_fast_winograd.applies((3, 3), (2, 2), (1, 1), 64, 64, (32, 32))
     assert not conv_fast_winograd.applies((3, 3), (1, 1), (2, 2), 64, 64, (32, 32))
     assert not conv_fast_winograd.applies((2, 2), (1, 1), (1, 1), 64, 64, (32, 32))

@@ -40,7 +40,7 @@ from .conv_fast import parts, scratch_matrix
 
 # Below this many multiply-adds per output pixel (C_in * C_out) the 16 products are too thin to beat
 # one im2col product (measured in benchmarks/README.md).
-MIN_CHANNEL_PRODUCT = 16 * 32
+MIN_CHANNEL_PRODUCT = 16 * 16
 # At most this many outputs computed per output kept (odd sizes: the last row and column of tiles
 # compute a half that is dropped; measured in benchmarks/README.md).
 MAX_TILE_WASTE = 1.15
