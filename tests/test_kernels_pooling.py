@@ -95,10 +95,30 @@ def test_kernels_match_reference(data, case, dtype):
     np.testing.assert_array_equal(kernels.gather_at_indices(flat, indices), reference.gather_at_indices(flat, indices))
 
 
-def test_max_pool_kernel_follows_pytorch_on_ties_and_nan():
+@SETTINGS
+@given(st.data(), st.integers(1, 6), st.integers(2, 9), st.integers(2, 9), st.sampled_from([np.float32, np.float64]))
+def test_2x2_kernel_matches_reference_and_the_general_kernel(data, planes, height, width, dtype):
+    """The fast path for 2x2 windows with stride 2 (odd sizes leave a row or column out) finds the indices
+    of the general kernel and gathers the values it points at."""
+    x = data.draw(distinct_values((planes, height, width), dtype))
+    values, indices = kernels.max_pool2d_2x2(x)
+    expected_values, expected_indices = reference.max_pool2d_2x2(x)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values)
+    assert values.dtype == dtype and indices.dtype == np.int64
+    general = kernels.max_pool2d_indices(x, (2, 2), (2, 2), (0, 0), (1, 1), (height // 2, width // 2))
+    np.testing.assert_array_equal(indices, general)
+
+
+@pytest.mark.parametrize("kernel", ["general", "2x2"])
+def test_max_pool_kernel_follows_pytorch_on_ties_and_nan(kernel):
     """First maximum in row-major window order wins ties; NaN wins over numbers (PyTorch's CPU rule)."""
     x = np.array([[[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, np.nan, 5.0]]])
-    indices = kernels.max_pool2d_indices(x, (2, 2), (2, 2), (0, 0), (1, 1), (1, 2))
+    if kernel == "general":
+        indices = kernels.max_pool2d_indices(x, (2, 2), (2, 2), (0, 0), (1, 1), (1, 2))
+    else:
+        values, indices = kernels.max_pool2d_2x2(x)
+        np.testing.assert_array_equal(values, [[[3.0, np.nan]]])
     np.testing.assert_array_equal(indices, [[[1, 6]]])
 
 
@@ -110,6 +130,25 @@ def test_max_pool2d_gradcheck(data, case):
     shape, options = case
     x = data.draw(distinct_values(shape))
     check_gradients(lambda t: F.max_pool2d(t, **options), [x])
+
+
+@GRADCHECK_SETTINGS
+@given(st.data(), st.integers(1, 3), st.integers(1, 3), st.integers(2, 7), st.integers(2, 7))
+def test_max_pool2d_2x2_fast_path_gradcheck(data, batch, channels, height, width):
+    """max_pool2d(x, 2), the fast path (TakeFoundMaxima), on odd and even sizes: window maxima, indices that
+    point at them, and gradients by central differences (random upstream gradient, input not modified)."""
+    from minidl.ops.pooling import TakeFoundMaxima
+
+    shape = (batch, channels, height, width)
+    x = data.draw(distinct_values(shape))
+    y, indices = F.max_pool2d(Tensor(x, requires_grad=True), 2, return_indices=True)
+    assert isinstance(y._ctx, TakeFoundMaxima)
+    np.testing.assert_array_equal(y.data, brute_force_max_pool(x, dict(kernel_size=(2, 2), stride=None, padding=(0, 0),
+                                                                       dilation=(1, 1), ceil_mode=False)))
+    np.testing.assert_array_equal(np.take_along_axis(x.reshape(batch, channels, -1),
+                                                     indices.data.reshape(batch, channels, -1), axis=2),
+                                  y.data.reshape(batch, channels, -1))
+    check_gradients(lambda t: F.max_pool2d(t, 2), [x])
 
 
 @SETTINGS

@@ -1,5 +1,7 @@
 """Elementwise ops: gradients on drawn shapes and broadcast pairs, kinks avoided by construction, errors."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from helpers import arrays, broadcastable_shapes, check_gradients, shapes
@@ -83,6 +85,37 @@ def test_abs_has_zero_gradient_at_zero_and_relu_too():
     x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
     (F.abs(x) + F.relu(x)).sum().backward()
     np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 2.0])
+
+
+@pytest.mark.parametrize("parallel_size", [0, None], ids=["numba loops", "numpy below the threshold"])
+@SETTINGS
+@given(shape=shapes(max_dims=4), transposed=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       data=st.data())
+def test_fused_relu_matches_the_plain_numpy_op(parallel_size, shape, transposed, dtype, data):
+    """The fast path (FusedReLU, what F.relu runs for float tensors, so the gradient checks above test
+    it) against the lesson (ReLU): the same output and gradient for a random upstream gradient, zeros
+    included, also for a transposed (non-contiguous) input; neither input nor upstream gradient is
+    modified. Both branches of the fast path: the Numba loops (threshold 0) and NumPy for small arrays."""
+    from minidl.kernels import activation
+    from minidl.ops.activation import FusedReLU, ReLU
+
+    x = data.draw(arrays(shape, dtype=dtype))
+    x = x.T if transposed else x
+    upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype).T.copy().T
+    assert isinstance(F.relu(Tensor(x, requires_grad=True))._ctx, FusedReLU)
+    results = []
+    threshold = activation.PARALLEL_SIZE if parallel_size is None else parallel_size
+    with mock.patch.object(activation, "PARALLEL_SIZE", threshold):
+        for op in (ReLU, FusedReLU):
+            leaf, before = Tensor(x, requires_grad=True), (x.copy(), upstream.copy())
+            y = op.apply(leaf)
+            y.backward(upstream)
+            np.testing.assert_array_equal(x, before[0])
+            np.testing.assert_array_equal(upstream, before[1])
+            results.append((y.data, leaf.grad))
+    for plain, fused in zip(*results, strict=True):
+        assert fused.dtype == dtype and fused.shape == plain.shape
+        np.testing.assert_array_equal(fused, plain)
 
 
 def test_clamp_passes_gradient_on_the_closed_interval():

@@ -8,7 +8,8 @@ along those indices, so their gradients are each other:
     max_unpool2d:  y = put(x, indices)       dL/dx = take(g, indices)
 
 SegNet keeps the pooling indices of its encoder and unpools with them in its decoder.
-The loops run in Numba (``minidl.kernels.pooling``), one thread per (n, c) plane.
+The loops run in Numba (``minidl.kernels.pooling``), one thread per (n, c) plane; 2x2 windows with
+stride 2 (every model here) take a fast path that finds the maxima and gathers them in one pass.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ class TakeAtIndices(Function):
         _, _, h, w = self.input_shape
         grad = kernels.scatter_at_indices(_planes(g), self.indices, h * w, accumulate=True)
         return grad.reshape(self.input_shape)
+
+
+class TakeFoundMaxima(TakeAtIndices):
+    """``TakeAtIndices`` given y as well: the 2x2 pooling kernel finds each maximum and its index in
+    one pass, so there is nothing left to gather. The backward is TakeAtIndices's scatter-add."""
+
+    def forward(self, x, indices, values):
+        self.input_shape, self.indices = x.shape, _planes(indices)
+        return values
 
 
 class PutAtIndices(Function):
@@ -128,9 +138,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         raise ValueError(f"{op}: some windows lie entirely in the padding or between dilated taps "
                          f"(input {x.shape}, kernel_size={kernel}, stride={stride}, padding={padding}, "
                          f"dilation={dilation}); they would have no maximum")
-    planes = kernels.max_pool2d_indices(_planes(x.data), kernel, stride, padding, dilation, out_size)
-    indices = planes.reshape(*x.shape[:2], *out_size)
-    y = TakeAtIndices.apply(x, indices=indices)
+    if kernel == stride == (2, 2) and padding == (0, 0) and dilation == (1, 1) and out_size == (
+            in_size[0] // 2, in_size[1] // 2):  # the fast path for the pooling of every model here
+        values, planes = kernels.max_pool2d_2x2(_planes(x.data))
+        indices = planes.reshape(*x.shape[:2], *out_size)
+        y = TakeFoundMaxima.apply(x, indices=indices, values=values.reshape(indices.shape))
+    else:
+        planes = kernels.max_pool2d_indices(_planes(x.data), kernel, stride, padding, dilation, out_size)
+        indices = planes.reshape(*x.shape[:2], *out_size)
+        y = TakeAtIndices.apply(x, indices=indices)
     return (y, Tensor(indices)) if return_indices else y
 
 

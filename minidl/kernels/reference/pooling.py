@@ -27,6 +27,14 @@ def max_pool2d_indices(x, kernel_size, stride, padding, dilation, output_size):
     return (h * width + w).astype(np.int64)
 
 
+def max_pool2d_2x2(x):
+    """Non-overlapping 2x2 windows:  x (P, H, W) -> (values, indices), both (P, H // 2, W // 2)."""
+    planes, height, width = x.shape
+    output_size = (height // 2, width // 2)
+    indices = max_pool2d_indices(x, (2, 2), (2, 2), (0, 0), (1, 1), output_size)
+    return gather_at_indices(x.reshape(planes, -1), indices), indices
+
+
 def scatter_at_indices(values, indices, plane_size, accumulate):
     """out[p].flat[indices[p, k]] (+)= values[p, k]:  values, indices (P, h, w) -> out (P, plane_size)."""
     planes = values.shape[0]
