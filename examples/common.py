@@ -112,19 +112,24 @@ def training_settings(args, *not_training: str) -> dict:
 # ------------------------------------------------------------------ segmentation (two examples)
 EVAL_BATCH_SIZE = 64  # evaluation keeps no graph, so larger batches fit and cost fewer Python calls
 
-# Each network's default training recipe. The epochs are what fits in the UNet's 40 epochs, about
-# 4 minutes of training on 2 cores (an epoch of SegNet costs ~75 %, of FCN ~50 % of the UNet's); lr,
-# batch size and dropout were compared on the validation split (``--val-fraction 0.2``) of the bundled sample: the README's "Training recipes" has the numbers.
-# All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
-# "dropout" is the UNet's after each pool and concatenation, FCN's after fc6 and fc7 (the paper's
-# 0.5); SegNet has none.
+# Each network's default training recipe, compared on the validation split of the bundled sample (the
+# README's "Training recipes" has the numbers). The epochs are what fits in about 4 minutes of training
+# on 2 cores. All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
+# "dropout" is the UNet's after each pool and concatenation, FCN's after fc6 and fc7 (the paper's 0.5),
+# SegNet's at its central stages (Bayesian SegNet; 0.5 lost to none on validation). SegNet's "depth":
+# three 2x2 pools (8x8 maps at the bottom for 64x64 images) beat four and five on validation; its
+# decoder has no skipped feature maps, only the pool positions, to restore what each pool discards.
 RECIPES = {
     "unet": {"epochs": 40, "lr": 2e-3, "batch_size": 16, "dropout": 0.1},
-    "segnet": {"epochs": 50, "lr": 2e-3, "batch_size": 16},
+    "segnet": {"epochs": 50, "lr": 2e-3, "batch_size": 16, "depth": 3, "dropout": 0.0},
     "fcn32s": {"epochs": 80, "lr": 2e-3, "batch_size": 16, "dropout": 0.5},
     "fcn16s": {"epochs": 80, "lr": 2e-3, "batch_size": 16, "dropout": 0.5},
     "fcn8s": {"epochs": 80, "lr": 2e-3, "batch_size": 16, "dropout": 0.5},
 }
+
+
+# Recipe entries that are arguments of the network's constructor rather than of its training.
+MODEL_ARGUMENTS = ("dropout", "depth")
 
 
 def segmentation_options(description: str, default_out: str) -> argparse.ArgumentParser:
@@ -143,7 +148,10 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
     parser.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS,
                         help=f"Adam's initial learning rate, cosine decay to 0 (default {per_model('lr')})")
     parser.add_argument("--dropout", type=probability, default=argparse.SUPPRESS,
-                        help=f"dropout probability of the UNet and FCNs (default {per_model('dropout')})")
+                        help=f"dropout probability (default {per_model('dropout')})")
+    parser.add_argument("--depth", type=positive_int, default=argparse.SUPPRESS,
+                        help=f"SegNet's number of encoder stages, each ending in a 2x2 max-pool "
+                             f"(default {per_model('depth')})")
     parser.add_argument("--base-channels", type=positive_int, default=16, help="channels of the first stage")
     parser.add_argument("--size", type=positive_int, default=BUNDLED_SIZE,
                         help="image side (the bundled sample is 64)")
@@ -165,8 +173,10 @@ def segmentation_options(description: str, default_out: str) -> argparse.Argumen
 
 def recipe(args, model: str) -> dict:
     """``model``'s training recipe: ``RECIPES[model]``, with the values given on the command line instead."""
-    if hasattr(args, "dropout") and "dropout" not in RECIPES[model]:
-        raise ValueError(f"--dropout: {model} has no dropout layer (the UNet and the FCNs have)")
+    for key in MODEL_ARGUMENTS:
+        if hasattr(args, key) and key not in RECIPES[model]:
+            having = [name for name, settings in RECIPES.items() if key in settings]
+            raise ValueError(f"--{key}: {model} has no {key} setting; it applies to {', '.join(having)}")
     return {key: getattr(args, key, default) for key, default in RECIPES[model].items()}
 
 
@@ -261,9 +271,9 @@ def train_segmenter(name: str, train: ArrayDataset, val: ArrayDataset, args, run
     """
     settings = recipe(args, name)
     minidl.manual_seed(args.seed)
-    dropout = {"dropout": settings["dropout"]} if "dropout" in settings else {}
+    architecture = {key: settings[key] for key in MODEL_ARGUMENTS if key in settings}
     model = build_segmenter(name, in_channels=3, num_classes=len(class_names(args)), base_channels=args.base_channels,
-                            **dropout)
+                            **architecture)
     optimizer = optim.Adam(model.parameters(), lr=settings["lr"])
     schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
     flip = RandomHorizontalFlip(seed=args.seed + 1)

@@ -19,8 +19,8 @@ Three splits, and what each is for: ``--val-fraction`` of the trainval images (e
 each breed for the default 0.1, every 5th for 0.2; the same images in every run) is held out as the
 validation split; the network trains on the rest. The validation split is evaluated every
 ``--val-every`` epochs (the curves) and at the end; each network's default recipe
-(``common.RECIPES``: epochs, learning rate, batch size, dropout) was chosen on it. The test split
-is evaluated once, after training, for the reported numbers.
+(``common.RECIPES``: epochs, learning rate, batch size, dropout, SegNet's depth) was chosen on it.
+The test split is evaluated once, after training, for the reported numbers.
 """
 
 from __future__ import annotations

@@ -19,6 +19,12 @@ C_i H_i W_i / 16 bytes, 64 times less at the same widths (minidl stores indices 
 PyTorch does, which is still 2 times less than the float32 map; the 2-bit count is what a
 dedicated implementation needs). tests/test_models_segnet.py measures both on real forward passes.
 
+Dropout (optional, ``dropout`` > 0) follows Bayesian SegNet's "central" placement (Kendall, Badrinarayanan &
+Cipolla, 2015): after the pool of each of the deepest ``min(3, depth)`` encoder stages and after each
+of their mirror decoder stages, where the maps are small and the weights many; the paper uses 0.5.
+In training each unit is zeroed with probability p and the rest scaled by 1 / (1 - p); in eval mode
+it is the identity.
+
 Because the unpool is told each map's size before pooling, SegNet accepts odd sizes too: any input
 of at least 2**depth pixels works, and the output always has the input's size.
 """
@@ -36,10 +42,15 @@ class SegNet(Segmenter):
 
     x: (N, in_channels, H, W) -> logits (N, num_classes, H, W). Stage i (i = 0 .. depth-1) has
     ``base_channels * m_i`` channels and ``n_i`` convs with (m_i, n_i) from VGG16: (1, 2), (2, 2),
-    (4, 3), (8, 3), (8, 3); depth 5 with base 64 is the paper's network (13 encoder convs).
+    (4, 3), (8, 3), (8, 3); depth 5 with base 64 is the paper's network (13 encoder convs). ``dropout``:
+    probability of the dropout after the deepest min(3, depth) encoder stages' pools and after their
+    mirror decoder stages (0: none).
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 16, depth: int = 5):
+    CENTRAL_STAGES = 3  # Bayesian SegNet's "central encoder-decoder" dropout: the three deepest stages
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 16, depth: int = 5,
+                 dropout: float = 0.0):
         super().__init__(in_channels, num_classes)
         if not 1 <= depth <= len(VGG16_STAGES) or base_channels < 1:
             raise ValueError(f"SegNet: depth must be in 1..{len(VGG16_STAGES)} and base_channels >= 1, "
@@ -52,21 +63,28 @@ class SegNet(Segmenter):
         self.decoder = nn.ModuleList(conv_stage(c_in, c_out, n)
                                      for c_in, c_out, n in zip(widths, [widths[0], *widths[:-1]], convs))
         self.classifier = nn.Conv2d(widths[0], num_classes, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.first_dropped = max(depth - self.CENTRAL_STAGES, 0)  # stages i >= this one are followed by dropout
 
     def encode(self, x):
         """(N, in_channels, H, W) -> (deepest pooled map, [(indices, size before the pool), ...] per stage)."""
         pooled = []
-        for stage in self.encoder:
+        for i, stage in enumerate(self.encoder):
             x = stage(x)
             size = x.shape[2:]
             x, indices = F.max_pool2d(x, 2, return_indices=True)
+            if i >= self.first_dropped:
+                x = self.dropout(x)
             pooled.append((indices, size))
         return x, pooled
 
     def decode(self, x, pooled):
         """Deepest map + the encoder's indices -> (N, base_channels, H, W), unpooling deepest first."""
-        for stage, (indices, size) in zip(reversed(self.decoder), reversed(pooled)):
-            x = stage(F.max_unpool2d(x, indices, 2, output_size=size))
+        for i in reversed(range(self.depth)):
+            indices, size = pooled[i]
+            x = self.decoder[i](F.max_unpool2d(x, indices, 2, output_size=size))
+            if i >= self.first_dropped:
+                x = self.dropout(x)
         return x
 
     def forward(self, x):

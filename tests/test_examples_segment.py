@@ -15,7 +15,7 @@ sys.path.insert(0, str(EXAMPLES))
 import common  # noqa: E402
 import compare_segmenters  # noqa: E402
 import segment_pets  # noqa: E402
-from models import UNet, build_segmenter  # noqa: E402
+from models import UNet  # noqa: E402
 
 TINY = ["--limit", "6", "--epochs", "1", "--batch-size", "3", "--base-channels", "2", "--no-progress"]
 
@@ -116,15 +116,20 @@ def test_default_recipe_comes_from_the_model_and_flags_override_it(capsys):
     assert common.recipe(args, "fcn8s") == {**common.RECIPES["fcn8s"], "lr": 0.01}
     assert common.recipe(args, "unet")["epochs"] == common.RECIPES["unet"]["epochs"]
     with pytest.raises(SystemExit):
-        segment_pets.parse_args(["--dropout", "0.2", "--model", "segnet"])
-    assert "argument --dropout: segnet has no dropout layer" in capsys.readouterr().err
+        segment_pets.parse_args(["--depth", "2", "--model", "unet"])
+    assert "argument --depth: unet has no depth setting; it applies to segnet" in capsys.readouterr().err
 
 
-def test_recipe_dropout_reaches_the_model(tmp_path, monkeypatch):
+def test_recipe_model_arguments_reach_the_model(tmp_path):
+    """Dropout and SegNet's depth are constructor arguments: the built networks have the recipe's."""
     args = segment_pets.parse_args([*TINY, "--out", str(tmp_path)])
-    built = []
-    monkeypatch.setattr(common, "build_segmenter", lambda *a, **kw: built.append(kw) or build_segmenter(*a, **kw))
     train, val, _ = segment_pets.load_splits(args)
-    common.train_segmenter("unet", train, val, args, None, title=None)
-    common.train_segmenter("segnet", train, val, args, None, title=None)
-    assert built[0]["dropout"] == common.RECIPES["unet"]["dropout"] and "dropout" not in built[1]
+    unet, _ = common.train_segmenter("unet", train, val, args, None, title=None)
+    segnet, _ = common.train_segmenter("segnet", train, val, args, None, title=None)
+    assert {module.p for module in unet.modules() if isinstance(module, common.minidl.nn.Dropout)} == {
+        common.RECIPES["unet"]["dropout"]}
+    assert segnet.depth == len(segnet.encoder) == common.RECIPES["segnet"]["depth"]
+    assert segnet.dropout.p == common.RECIPES["segnet"]["dropout"]
+    args = segment_pets.parse_args([*TINY, "--model", "segnet", "--depth", "2", "--dropout", "0.25"])
+    segnet, _ = common.train_segmenter("segnet", train, val, args, None, title=None)
+    assert (segnet.depth, segnet.dropout.p) == (2, 0.25)

@@ -67,3 +67,27 @@ def test_errors():
         SegNet(num_classes=0)
     with pytest.raises(ValueError, match="depth must be in 1..5"):
         SegNet(depth=6)
+
+
+@pytest.mark.parametrize("depth, dropped", [(5, [2, 3, 4]), (2, [0, 1])])
+def test_dropout_follows_the_central_stages_in_training_only(depth, dropped):
+    """Bayesian SegNet's placement: after the pools of the deepest min(3, depth) encoder stages and after
+    their mirror decoder stages (deepest first), each unit zeroed or scaled by 1 / (1 - p); eval: none."""
+    minidl.manual_seed(0)
+    model, plain = SegNet(3, 2, base_channels=2, depth=depth, dropout=0.5), SegNet(3, 2, base_channels=2, depth=depth)
+    seen = []
+    model.dropout.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0].data, output.data)))
+    x = rand(2, 3, 32, 32)
+    model(x)
+    # stage i's pooled map is (2, 2 * m_i, 32 / 2^(i+1), ...), its decoder's output (2, 2 * m_(i-1), 32 / 2^i, ...)
+    channels = [2 * m for m, _ in ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))]
+    expected = ([(2, channels[i], 32 >> (i + 1), 32 >> (i + 1)) for i in dropped]
+                + [(2, channels[max(i - 1, 0)], 32 >> i, 32 >> i) for i in reversed(dropped)])
+    assert [inputs.shape for inputs, _ in seen] == expected
+    for inputs, output in seen:
+        assert np.all((output == 0) | np.isclose(output, 2 * inputs)) and (output == 0).mean() > 0.3
+    plain.load_state_dict(model.state_dict())  # the weights and the batch norms' running statistics
+    model.eval(), plain.eval()
+    seen.clear()
+    np.testing.assert_array_equal(model(x).data, plain(x).data)
+    assert all(np.array_equal(inputs, output) for inputs, output in seen)
