@@ -4,7 +4,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import arrays, check_gradients, shapes
+from helpers import arrays, check_fast_path_matches, check_gradients, shapes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,20 +52,10 @@ def test_fused_dropout_matches_the_plain_numpy_op(parallel_size, shape, p, trans
     scale = 0 if p == 1 else 1 / (1 - p)
     upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
     assert isinstance(F.dropout(Tensor(x, requires_grad=True), 0.5)._ctx, FusedDropout)
-    results = []
     threshold = activation.PARALLEL_SIZE if parallel_size is None else parallel_size
     with mock.patch.object(minidl.kernels.dropout, "PARALLEL_SIZE", threshold):
-        for op, options in ((Dropout, dict(mask=np.multiply(keep, scale, dtype=dtype))),
-                            (FusedDropout, dict(keep=keep, scale=scale))):
-            leaf, before = Tensor(x, requires_grad=True), (x.copy(), upstream.copy())
-            y = op.apply(leaf, **options)
-            y.backward(upstream)
-            np.testing.assert_array_equal(x, before[0])
-            np.testing.assert_array_equal(upstream, before[1])
-            results.append((y.data, leaf.grad))
-    for plain, fused in zip(*results, strict=True):
-        assert fused.dtype == dtype and fused.shape == plain.shape
-        np.testing.assert_array_equal(fused, plain)
+        check_fast_path_matches(lambda t: Dropout.apply(t, mask=np.multiply(keep, scale, dtype=dtype)),
+                                lambda t: FusedDropout.apply(t, keep=keep, scale=scale), x, upstream)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
