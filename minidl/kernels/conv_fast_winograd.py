@@ -167,6 +167,7 @@ def conv2d_forward(x, weight, padding, output_size):
     """y = conv2d(x, weight) for a 3x3 kernel, stride 1, dilation 1 (``applies``), by F(2x2, 3x3):
     x (N, C_in, H, W), weight (C_out, C_in, 3, 3) -> y (N, C_out, H_out, W_out) = output_size (which
     may be smaller than the full output: then only the first H_out x W_out positions are computed)."""
+    x = np.ascontiguousarray(x)  # the input transform reads it flat
     n_batch, c_in = x.shape[:2]
     c_out = weight.shape[0]
     u = weight_transform(weight)
@@ -201,6 +202,7 @@ def weight_gradient(g, x, padding):
     and dL/dw = G^T dL/dU G (the adjoint of ``weight_transform``). Each worker sums its own pieces; the
     workers' sums are added in a fixed order.
     """
+    x = np.ascontiguousarray(x)  # the input transform reads it flat
     n_batch, c_in = x.shape[:2]
     c_out = g.shape[1]
     tiles_h, tiles_w = -(-g.shape[2] // 2), -(-g.shape[3] // 2)
