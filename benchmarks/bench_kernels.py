@@ -1,7 +1,7 @@
 """Speed of minidl's convolution (and pooling) kernels against PyTorch on a UNet's tensor shapes.
 
     python3 benchmarks/bench_kernels.py [--repeat 10] [--rounds 2] [--stat min|median] [--batch 8]
-                                        [--schedule blocks|calls] [--keep-freed-memory]
+                                        [--schedule blocks|calls] [--keep-freed-memory] [--cpu-time]
 
 For every shape it times the forward pass and forward + backward of minidl and PyTorch in this
 process with the same number of threads, and prints minidl ms, torch ms, their ratio (minidl / torch:
@@ -19,6 +19,11 @@ backward ratio went from 1.75 to 1.03, and with OpenBLAS's told to (``OPENBLAS_T
 to 2.68. A real program runs one library, so by default (``--schedule blocks``) each round first
 runs one library for ``WARM_UP_SECONDS`` untimed (the other's threads go to sleep, caches and
 allocator warm up), then times ``--repeat`` calls of it, then does the same for the other.
+
+CPU time. On a machine shared with other jobs, wall-clock times measure the other jobs too. With one
+thread (``NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1``) ``--cpu-time`` times each call by the CPU time of
+this process instead, which they do not change. With more threads that sum counts every thread,
+idle spinning included, so it is no measure of the wall-clock time a user waits for.
 
 Page faults. Both libraries allocate their outputs (8 MB for a batch of 16 x 128 x 128 images) on
 every call. glibc's malloc sometimes hands such blocks back to the system when they are freed, and
@@ -79,10 +84,14 @@ def keep_freed_memory():
         sys.exit("bench_kernels: mallopt refused the thresholds")
 
 
+# The clock of the timings: wall-clock time, or the process's CPU time with --cpu-time (see above).
+clock = time.perf_counter
+
+
 def milliseconds(fn) -> float:
-    start = time.perf_counter()
+    start = clock()
     fn()
-    return (time.perf_counter() - start) * 1e3
+    return (clock() - start) * 1e3
 
 
 def timed_block(fn, repeat: int) -> list:
@@ -181,7 +190,11 @@ def main():
                         help="keep freed memory in glibc's heap, so neither library page-faults (see the docstring)")
     parser.add_argument("--ops", nargs="+", default=["conv2d", "conv_transpose2d", "max_pool2d"],
                         help="op families to time (default: all)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the process's CPU time (shared machine, one thread; see the docstring)")
     args = parser.parse_args()
+    global clock
+    clock = time.process_time if args.cpu_time else time.perf_counter
     try:
         import torch
     except ImportError:
@@ -196,7 +209,8 @@ def main():
     print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.rounds} rounds x "
           f"{args.repeat} runs ({args.schedule}), Numba threading layer {numba.config.THREADING_LAYER}, "
           f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'not set')}, "
-          f"freed memory {'kept' if args.keep_freed_memory else 'as glibc decides'}, load average {os.getloadavg()[0]:.1f}")
+          f"freed memory {'kept' if args.keep_freed_memory else 'as glibc decides'}, "
+          f"{'CPU time' if args.cpu_time else 'wall-clock time'}, load average {os.getloadavg()[0]:.1f}")
     columns = f"{'minidl ms':>11}{'torch ms':>10}{'ratio':>7}{'GFLOP/s':>9}"
     print(f"{'':<32}{'forward':^37}   {'forward + backward':^37}")
     print(f"{'op':<17}{'shape':<15}{columns}   {columns}")

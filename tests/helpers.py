@@ -58,6 +58,23 @@ def check_gradients(fn, inputs):
     np.testing.assert_array_equal(upstream, upstream_before, err_msg="backward modified the upstream gradient")
 
 
+def check_fast_path_matches(plain, fast, x, upstream):
+    """A fast path against the lesson: ``plain`` and ``fast`` each map a leaf Tensor of ``x`` to an output;
+    both must give the same output and gradient (for ``upstream``), bit for bit, with the same dtype,
+    and leave ``x`` and ``upstream`` unmodified."""
+    results = []
+    for apply in (plain, fast):
+        leaf, before = Tensor(x, requires_grad=True), (x.copy(), upstream.copy())
+        y = apply(leaf)
+        y.backward(upstream)
+        np.testing.assert_array_equal(x, before[0], err_msg="the op modified its input")
+        np.testing.assert_array_equal(upstream, before[1], err_msg="backward modified the upstream gradient")
+        results.append((y.data, leaf.grad))
+    for expected, got in zip(*results, strict=True):
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
 def check_directional_derivatives(fn, inputs, directions=2, eps=1e-6, rtol=1e-6, seed=0):
     """A gradient check for inputs too large for one central difference per element: along random
     directions v of each float input x_i (float64, random upstream gradient g),

@@ -358,6 +358,18 @@ def test_winograd_pieces_and_workers_match_reference(threads, n_batch, piece_ele
         check_winograd_against_reference((n_batch, 3, 11, 7), (4, 3, 3, 3), (1, 0), np.float64)
 
 
+def test_winograd_accepts_non_contiguous_inputs():
+    x = random((2, 6, 7, 16)).transpose(0, 3, 1, 2)  # (2, 16, 6, 7), not C-contiguous
+    w, g = random((16, 16, 3, 3), seed=2), random((2, 16, 6, 7), seed=3)[..., ::-1]
+    geometry = (1, 1), (1, 1), (1, 1)
+    np.testing.assert_allclose(kernels.conv2d_forward(x, w, *geometry, (6, 7)),
+                               reference.conv2d_forward(x, w, *geometry, (6, 7)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(kernels.conv2d_backward_weight(g, x, (3, 3), *geometry),
+                               reference.conv2d_backward_weight(g, x, (3, 3), *geometry), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(kernels.conv2d_backward_input(g, w, (6, 7), *geometry),
+                               reference.conv2d_backward_input(g, w, (6, 7), *geometry), rtol=0, atol=1e-12)
+
+
 def test_winograd_serves_the_unets_convolutions():
     """By default the path takes 3x3, stride-1 convolutions of at least 16 x 16 channels whose output its
     2x2 tiles cover with little waste, and nothing else."""

@@ -1,13 +1,16 @@
 """Dropout: inverted scaling, identity in eval, whole-channel masks, reproducible masks, gradient with a fixed mask."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
-from helpers import arrays, check_gradients, shapes
+from helpers import arrays, check_fast_path_matches, check_gradients, shapes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minidl
 import minidl.functional as F
+import minidl.kernels.dropout
 import minidl.nn as nn
 from minidl import Tensor
 
@@ -28,6 +31,31 @@ def test_dropout_gradient_with_a_fixed_mask(shape, p, seed, data):
 def test_dropout2d_gradient_with_a_fixed_mask(shape, p, seed, data):
     x = data.draw(arrays(shape))
     check_gradients(lambda t: F.dropout2d(t, p, generator=np.random.default_rng(seed)), [x])
+
+
+@pytest.mark.parametrize("parallel_size", [0, None], ids=["numba loop", "numpy below the threshold"])
+@SETTINGS
+@given(shape=shapes(min_dims=1, max_dims=4), p=st.sampled_from([0.0, 0.3, 0.5, 1.0]), transposed=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 16), data=st.data())
+def test_fused_dropout_matches_the_plain_numpy_op(parallel_size, shape, p, transposed, dtype, seed, data):
+    """The fast path (FusedDropout, what F.dropout runs, so the gradient check above tests it) against the
+    lesson (Dropout) with the same draws: the same output and gradient bit for bit, NaN kept where
+    dropped (x * 0), for a transposed input too; neither input nor upstream gradient is modified.
+    Both branches of the fast path: the Numba loop (threshold 0) and NumPy for small arrays."""
+    from minidl.kernels import activation
+    from minidl.ops.dropout import Dropout, FusedDropout
+
+    x = data.draw(arrays(shape, dtype=dtype))
+    x = x.T if transposed else x
+    x.flat[0] = np.nan
+    keep = np.random.default_rng(seed).random(x.shape, dtype=np.float32) >= p
+    scale = 0 if p == 1 else 1 / (1 - p)
+    upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    assert isinstance(F.dropout(Tensor(x, requires_grad=True), 0.5)._ctx, FusedDropout)
+    threshold = activation.PARALLEL_SIZE if parallel_size is None else parallel_size
+    with mock.patch.object(minidl.kernels.dropout, "PARALLEL_SIZE", threshold):
+        check_fast_path_matches(lambda t: Dropout.apply(t, mask=np.multiply(keep, scale, dtype=dtype)),
+                                lambda t: FusedDropout.apply(t, keep=keep, scale=scale), x, upstream)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])

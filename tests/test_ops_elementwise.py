@@ -4,7 +4,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import arrays, broadcastable_shapes, check_gradients, shapes
+from helpers import arrays, broadcastable_shapes, check_fast_path_matches, check_gradients, shapes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,19 +103,9 @@ def test_fused_relu_matches_the_plain_numpy_op(parallel_size, shape, transposed,
     x = x.T if transposed else x
     upstream = np.random.default_rng(0).standard_normal(x.shape).astype(dtype).T.copy().T
     assert isinstance(F.relu(Tensor(x, requires_grad=True))._ctx, FusedReLU)
-    results = []
     threshold = activation.PARALLEL_SIZE if parallel_size is None else parallel_size
     with mock.patch.object(activation, "PARALLEL_SIZE", threshold):
-        for op in (ReLU, FusedReLU):
-            leaf, before = Tensor(x, requires_grad=True), (x.copy(), upstream.copy())
-            y = op.apply(leaf)
-            y.backward(upstream)
-            np.testing.assert_array_equal(x, before[0])
-            np.testing.assert_array_equal(upstream, before[1])
-            results.append((y.data, leaf.grad))
-    for plain, fused in zip(*results, strict=True):
-        assert fused.dtype == dtype and fused.shape == plain.shape
-        np.testing.assert_array_equal(fused, plain)
+        check_fast_path_matches(ReLU.apply, FusedReLU.apply, x, upstream)
 
 
 def test_clamp_passes_gradient_on_the_closed_interval():

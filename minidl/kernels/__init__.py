@@ -3,7 +3,7 @@
 Threads. The max-pool window search, batch norm, ReLU (large arrays), interpolation and RoIAlign
 kernels run their loops on Numba's threads; the pooling gathers and scatters and NMS run on the
 calling thread; the convolutions share their images among the worker threads of ``workers.py``
-(see ``conv_fast.py``).
+(see ``conv_fast.py`` and ``conv_fast_winograd.py``).
 
 The one thing importing minidl changes for the whole process: it sets ``NUMBA_THREADING_LAYER`` to
 ``workqueue`` in ``os.environ`` unless the user set it. Numba's default OpenMP layer spins its idle

@@ -14,7 +14,9 @@ images x 64 x 64 float32):
     normalize_backward:   sums of g and g * x_hat, then dL/dx                           2 walks
 
 Sums are accumulated in float64 whatever the input dtype. Arrays are (N, C, M): the op reshapes
-(N, C, H, W) without copying.
+(N, C, H, W) without copying. The outputs are allocated by the caller with NumPy, which asks the
+kernel for 2 MB pages for arrays of 4 MB and more (Numba's own allocations do not): fewer page
+faults on fresh memory (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -55,10 +57,9 @@ def channel_statistics(x):
 
 
 @njit(cache=True, parallel=True, fastmath=REORDER_SUMS)
-def normalize(x, mean, inv_std, weight, bias):
-    """y = (x - mean) * inv_std * weight + bias per channel:  x (N, C, M), the others (C,) -> y like x."""
+def normalize(x, mean, inv_std, weight, bias, y):
+    """y = (x - mean) * inv_std * weight + bias per channel:  x (N, C, M), the others (C,); writes y (like x)."""
     n_batch, channels, size = x.shape
-    y = np.empty_like(x)
     for c in prange(channels):
         scale = inv_std[c] * weight[c]
         shift = bias[c] - mean[c] * scale
@@ -69,8 +70,9 @@ def normalize(x, mean, inv_std, weight, bias):
 
 
 @njit(cache=True, parallel=True, fastmath=REORDER_SUMS)
-def normalize_backward(g, x, mean, inv_std, weight, batch_stats):
-    """Gradients of ``normalize`` for g = dL/dy (N, C, M) -> (dL/dx like g, dL/dweight (C,), dL/dbias (C,)).
+def normalize_backward(g, x, mean, inv_std, weight, batch_stats, grad_x):
+    """Gradients of ``normalize`` for g = dL/dy (N, C, M) -> (dL/dx written into grad_x (like g), dL/dweight (C,),
+    dL/dbias (C,)).
 
         dL/dbias = sum(g),  dL/dweight = sum(g * x_hat),  x_hat = (x - mean) * inv_std
         dL/dx = weight * inv_std * (g - (sum(g) + x_hat * sum(g * x_hat)) / count)   (batch_stats)
@@ -78,7 +80,6 @@ def normalize_backward(g, x, mean, inv_std, weight, batch_stats):
     """
     n_batch, channels, size = g.shape
     count = n_batch * size
-    grad_x = np.empty_like(g)
     grad_weight = np.empty(channels, dtype=g.dtype)
     grad_bias = np.empty(channels, dtype=g.dtype)
     for c in prange(channels):

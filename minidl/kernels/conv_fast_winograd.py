@@ -73,11 +73,13 @@ def weight_transform(weight):
 # signed index around, and that per-element check keeps LLVM from vectorising the loop (see im2col.py).
 @njit(cache=True, nogil=True)
 def _input_transform(x, v, padding, band, tiles_w):
-    """v[4a + b, c, t] = (B^T d B)[a, b] for the 4x4 tile d of x padded (zeros) whose 2x2 output block is
+    """V[4a + b, c, t] = (B^T d B)[a, b] for the 4x4 tile d of x padded (zeros) whose 2x2 output block is
     t = (n, ty, tx), for the tile rows ty in band = (ty0, ty1); tile (ty, tx) reads rows 2ty - p_h ... + 3
-    and columns 2tx - p_w ... + 3. x is C-contiguous."""
+    and columns 2tx - p_w ... + 3. x is C-contiguous; v is the C-contiguous buffer under V (see
+    _sixteen_blocks): V[k, c, t] is v[k, c * tiles + t] (contiguous rows, which LLVM vectorises)."""
     n_batch, channels, height, width = x.shape
     ty0, ty1 = band
+    tiles = n_batch * (ty1 - ty0) * tiles_w
     span = 2 * tiles_w + 2  # padded columns that one row of tiles reads
     rows = np.empty(4 * span, x.dtype)  # B^T d of a row of tiles: 4 rows of span entries, flat
     source = x.reshape(-1)
@@ -100,29 +102,32 @@ def _input_transform(x, v, padding, band, tiles_w):
                 t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
                 for a in range(4):  # (B^T d) B
                     for tx in range(tiles_w):
-                        i, t = np.uint64(a * span + 2 * tx), np.uint64(t0 + tx)
+                        i, t = np.uint64(a * span + 2 * tx), np.uint64(c * tiles + t0 + tx)
                         q0, q1, q2, q3 = rows[i], rows[i + np.uint64(1)], rows[i + np.uint64(2)], rows[i + np.uint64(3)]
-                        v[4 * a, c, t], v[4 * a + 1, c, t], v[4 * a + 2, c, t], v[4 * a + 3, c, t] = (
-                            q0 - q2, q1 + q2, q2 - q1, q1 - q3)
+                        v[4 * a, t], v[4 * a + 1, t] = q0 - q2, q1 + q2
+                        v[4 * a + 2, t], v[4 * a + 3, t] = q2 - q1, q1 - q3
 
 
 @njit(cache=True, nogil=True)
 def _output_transform(m, y, band, tiles_w):
     """y[n, o, 2ty + a, 2tx + b] = (A^T M A)[a, b] of tile t = (n, ty, tx), for ty in band = (ty0, ty1);
-    outputs beyond y's edge (odd sizes) are dropped."""
+    outputs beyond y's edge (odd sizes) are dropped. m: the C-contiguous buffer under M, M[k, o, t] =
+    m[k, o * tiles + t] (see _input_transform)."""
     n_batch, c_out, out_h, out_w = y.shape
     ty0, ty1 = band
+    tiles = n_batch * (ty1 - ty0) * tiles_w
     pairs = out_w // 2  # tiles whose two columns are both inside y
     s = np.empty((2, 4, tiles_w), m.dtype)
     for n in range(n_batch):
         for o in range(c_out):
             for ty in range(ty0, ty1):
-                t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                t0 = o * tiles + (n * (ty1 - ty0) + ty - ty0) * tiles_w
                 for b in range(4):  # A^T M
                     for tx in range(tiles_w):
-                        m1, m2 = m[4 + b, o, t0 + tx], m[8 + b, o, t0 + tx]
-                        s[0, b, tx] = m[b, o, t0 + tx] + m1 + m2
-                        s[1, b, tx] = m1 - m2 - m[12 + b, o, t0 + tx]
+                        t = np.uint64(t0 + tx)
+                        m1, m2 = m[4 + b, t], m[8 + b, t]
+                        s[0, b, tx] = m[b, t] + m1 + m2
+                        s[1, b, tx] = m1 - m2 - m[12 + b, t]
                 for a in range(min(2, out_h - 2 * ty)):  # (A^T M) A
                     row = y[n, o, 2 * ty + a]
                     for tx in range(pairs):
@@ -134,15 +139,17 @@ def _output_transform(m, y, band, tiles_w):
 
 @njit(cache=True, nogil=True)
 def _upstream_transform(g, gt, band, tiles_w):
-    """gt[4a + b, o, t] = (A gy A^T)[a, b] for the 2x2 block gy of g at tile t = (n, ty, tx) (zeros beyond
+    """Gt[4a + b, o, t] = (A gy A^T)[a, b] for the 2x2 block gy of g at tile t = (n, ty, tx) (zeros beyond
     g's edge), ty in band = (ty0, ty1): the adjoint of the output transform, for the weight gradient.
+    gt: the C-contiguous buffer under Gt, Gt[k, o, t] = gt[k, o * tiles + t] (see _input_transform).
     A gy A^T spreads the block's rows (r0, r1) as (r0, r0 + r1, r0 - r1, -r1), then its columns alike."""
     n_batch, c_out, out_h, out_w = g.shape
     ty0, ty1 = band
+    tiles = n_batch * (ty1 - ty0) * tiles_w
     for n in range(n_batch):
         for o in range(c_out):
             for ty in range(ty0, ty1):
-                t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                t0 = o * tiles + (n * (ty1 - ty0) + ty - ty0) * tiles_w
                 for tx in range(tiles_w):
                     top0 = g[n, o, 2 * ty, 2 * tx]
                     top1 = g[n, o, 2 * ty, 2 * tx + 1] if 2 * tx + 1 < out_w else 0
@@ -157,16 +164,15 @@ def _upstream_transform(g, gt, band, tiles_w):
                             r0, r1 = top0 - low0, top1 - low1
                         else:
                             r0, r1 = -low0, -low1
-                        gt[4 * a, o, t0 + tx] = r0
-                        gt[4 * a + 1, o, t0 + tx] = r0 + r1
-                        gt[4 * a + 2, o, t0 + tx] = r0 - r1
-                        gt[4 * a + 3, o, t0 + tx] = -r1
+                        t = np.uint64(t0 + tx)
+                        gt[4 * a, t], gt[4 * a + 1, t], gt[4 * a + 2, t], gt[4 * a + 3, t] = r0, r0 + r1, r0 - r1, -r1
 
 
 def conv2d_forward(x, weight, padding, output_size):
     """y = conv2d(x, weight) for a 3x3 kernel, stride 1, dilation 1 (``applies``), by F(2x2, 3x3):
     x (N, C_in, H, W), weight (C_out, C_in, 3, 3) -> y (N, C_out, H_out, W_out) = output_size (which
     may be smaller than the full output: then only the first H_out x W_out positions are computed)."""
+    x = np.ascontiguousarray(x)  # the input transform reads it flat
     n_batch, c_in = x.shape[:2]
     c_out = weight.shape[0]
     u = weight_transform(weight)
@@ -176,11 +182,11 @@ def conv2d_forward(x, weight, padding, output_size):
     def work(own_pieces):
         for k, (images, (ty0, ty1)) in enumerate(own_pieces):
             tile_count = len(range(n_batch)[images]) * (ty1 - ty0) * tiles_w
-            v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
-            _input_transform(x[images], v, padding, (ty0, ty1), tiles_w)
-            m = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
+            blocks, v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
+            _input_transform(x[images], blocks, padding, (ty0, ty1), tiles_w)
+            m_blocks, m = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
             np.matmul(u, v, out=m)  # the 16 products U[a, b] @ V[a, b]
-            _output_transform(m, y[images], (ty0, ty1), tiles_w)
+            _output_transform(m_blocks, y[images], (ty0, ty1), tiles_w)
 
     workers.run(_pieces(n_batch, tiles_h, tiles_w, c_in), work)
     return y
@@ -201,6 +207,7 @@ def weight_gradient(g, x, padding):
     and dL/dw = G^T dL/dU G (the adjoint of ``weight_transform``). Each worker sums its own pieces; the
     workers' sums are added in a fixed order.
     """
+    x = np.ascontiguousarray(x)  # the input transform reads it flat
     n_batch, c_in = x.shape[:2]
     c_out = g.shape[1]
     tiles_h, tiles_w = -(-g.shape[2] // 2), -(-g.shape[3] // 2)
@@ -209,10 +216,10 @@ def weight_gradient(g, x, padding):
         grad_u = np.zeros((16, c_out, c_in), dtype=x.dtype)
         for k, (images, (ty0, ty1)) in enumerate(own_pieces):
             tile_count = len(range(n_batch)[images]) * (ty1 - ty0) * tiles_w
-            v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
-            _input_transform(x[images], v, padding, (ty0, ty1), tiles_w)
-            gt = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
-            _upstream_transform(g[images], gt, (ty0, ty1), tiles_w)
+            blocks, v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
+            _input_transform(x[images], blocks, padding, (ty0, ty1), tiles_w)
+            gt_blocks, gt = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
+            _upstream_transform(g[images], gt_blocks, (ty0, ty1), tiles_w)
             product = scratch_matrix("winograd dU", 16 * c_out, c_in, x.dtype).reshape(16, c_out, c_in)
             grad_u += np.matmul(gt, v.transpose(0, 2, 1), out=product)
         return grad_u
@@ -222,10 +229,11 @@ def weight_gradient(g, x, padding):
 
 
 def _sixteen_blocks(slot, rows: int, columns: int, dtype):
-    """A (16, rows, columns) scratch array whose 16 blocks lie 16 entries more than rows * columns apart:
-    the transforms read or write all 16 at once, and streams a power of two apart share cache sets."""
+    """(blocks, view): a C-contiguous (16, rows * columns + 16) scratch array and its (16, rows, columns)
+    view. The transforms read or write all 16 blocks at once, and 16 streams a power of two apart
+    would share cache sets, hence the 16 entries between blocks."""
     blocks = scratch_matrix(slot, 16, rows * columns + 16, dtype)
-    return blocks[:, :rows * columns].reshape(16, rows, columns)
+    return blocks, blocks[:, :rows * columns].reshape(16, rows, columns)
 
 
 def input_gradient(g, weight, image_size, padding):

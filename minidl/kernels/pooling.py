@@ -103,15 +103,22 @@ def max_pool2d_2x2(x):
     return values, indices
 
 
-@njit(cache=True)
 def scatter_at_indices(values, indices, plane_size, accumulate):
     """out[p].flat[indices[p, k]] (+)= values[p, k]:  values, indices (P, h, w) -> out (P, plane_size).
 
     ``accumulate=True`` adds repeated indices up (the max-pool gradient, where overlapping windows
     can pick the same maximum); ``False`` lets the last write win (max-unpool, as PyTorch on CPU).
+    The zeros come from NumPy, which asks the kernel for 2 MB pages for arrays of 4 MB and more
+    (Numba's own allocations do not): fewer page faults on fresh memory (benchmarks/README.md).
     """
+    out = np.zeros((values.shape[0], plane_size), dtype=values.dtype)
+    _scatter_into(values, indices, out, accumulate)
+    return out
+
+
+@njit(cache=True)
+def _scatter_into(values, indices, out, accumulate):
     planes, rows, cols = values.shape
-    out = np.zeros((planes, plane_size), dtype=values.dtype)
     for p in range(planes):
         for r in range(rows):
             for c in range(cols):
@@ -119,7 +126,6 @@ def scatter_at_indices(values, indices, plane_size, accumulate):
                     out[p, indices[p, r, c]] += values[p, r, c]
                 else:
                     out[p, indices[p, r, c]] = values[p, r, c]
-    return out
 
 
 @njit(cache=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import dropout as fast
 from ..random import resolve_generator
 from ..tensor import Function, Tensor
 
@@ -28,6 +29,21 @@ class Dropout(Function):
         return g * self.mask
 
 
+class FusedDropout(Function):
+    """The same op as ``Dropout`` for a mask of x's full shape, given as the boolean draws ``keep`` and
+    the ``scale`` 1 / (1 - p) instead of m = keep * scale: ``minidl.kernels.dropout`` multiplies each
+    value by scale or 0 on the fly, without building m. ``dropout`` uses it; tests check it against
+    ``Dropout``.
+    """
+
+    def forward(self, x, keep, scale):
+        self.keep, self.scale = keep.reshape(-1), x.dtype.type(scale)
+        return fast.masked_scale(np.ascontiguousarray(x).reshape(-1), self.keep, self.scale).reshape(x.shape)
+
+    def backward(self, g):
+        return fast.masked_scale(np.ascontiguousarray(g).reshape(-1), self.keep, self.scale).reshape(g.shape)
+
+
 def _dropout(name: str, x: Tensor, mask_shape: tuple, p: float, training: bool, generator) -> Tensor:
     if not 0 <= p <= 1:
         raise ValueError(f"{name}: p must be in [0, 1], got {p}")
@@ -37,6 +53,8 @@ def _dropout(name: str, x: Tensor, mask_shape: tuple, p: float, training: bool, 
     # made in x's dtype directly: a UNet step spent ~10% of its time here with float64 draws and casts
     keep = resolve_generator(generator).random(mask_shape, dtype=np.float32) >= p
     scale = 0 if p == 1 else 1 / (1 - p)
+    if mask_shape == x.shape and x.dtype in (np.float32, np.float64):
+        return FusedDropout.apply(x, keep=keep, scale=scale)
     return Dropout.apply(x, mask=np.multiply(keep, scale, dtype=x.dtype))
 
 

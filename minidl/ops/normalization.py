@@ -62,12 +62,13 @@ class FusedBatchNorm(BatchNorm):
         channels = x.shape[1]
         self.weight = np.ones(channels) if weight is None else weight.astype(np.float64)
         bias = np.zeros(channels) if bias is None else bias.astype(np.float64)
-        return fast.normalize(self.x, self.mean, self.inv_std, self.weight, bias).reshape(x.shape)
+        y = fast.normalize(self.x, self.mean, self.inv_std, self.weight, bias, np.empty_like(self.x))
+        return y.reshape(x.shape)
 
     def backward(self, g):
         grad_x, grad_weight, grad_bias = fast.normalize_backward(
             np.ascontiguousarray(g).reshape(self.x.shape), self.x, self.mean, self.inv_std, self.weight,
-            self.batch_stats)
+            self.batch_stats, np.empty(self.x.shape, dtype=g.dtype))
         return grad_x.reshape(g.shape), grad_weight, grad_bias
 
 
