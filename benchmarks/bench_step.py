@@ -63,7 +63,7 @@ SEGMENTATION = dict(in_channels=3, num_classes=2, base_channels=16)
 # name: (constructor arguments of the minidl model and its twin, input batch shape, number of classes)
 MODELS = {
     "unet": (SEGMENTATION, (16, 3, 64, 64), 2),
-    "segnet": (SEGMENTATION, (16, 3, 64, 64), 2),
+    "segnet": (dict(SEGMENTATION, depth=3), (16, 3, 64, 64), 2),  # the depth of examples/common.py's recipe
     "fcn8s": (SEGMENTATION, (16, 3, 64, 64), 2),
     "cam_classifier": (dict(in_channels=1, num_classes=10), (64, 1, 28, 28), 10),
     "mask_rcnn": (None, (8, 3, 64, 64), None),

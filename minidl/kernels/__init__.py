@@ -1,8 +1,8 @@
 """Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins.
 
-Threads. The max-pool window search, batch norm, ReLU (large arrays), interpolation and RoIAlign
-kernels run their loops on Numba's threads; the pooling gathers and scatters and NMS run on the
-calling thread; the convolutions share their images among the worker threads of ``workers.py``
+Threads. The max-pool window search, batch norm, ReLU and dropout (large arrays), interpolation and
+RoIAlign kernels run their loops on Numba's threads; the pooling gathers and scatters and NMS run on
+the calling thread; the convolutions share their images among the worker threads of ``workers.py``
 (see ``conv_fast.py`` and ``conv_fast_winograd.py``).
 
 The one thing importing minidl changes for the whole process: it sets ``NUMBA_THREADING_LAYER`` to
