@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -46,3 +47,13 @@ def test_docs_figures_are_downsized_palette_pngs(tmp_path):
                               "pets", "--runs", str(runs), "--docs", str(docs)], capture_output=True, text=True)
     assert missing.returncode != 0 and "segment_pets/predictions.png does not exist" in missing.stderr
 
+
+
+def test_every_docs_figure_is_made_by_the_script_and_shown_in_the_readme():
+    spec = importlib.util.spec_from_file_location("make_docs_figures", ROOT / "scripts" / "make_docs_figures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    made = {target for *_, figures in script.FIGURES.values() for _, target, *_ in figures}
+    committed = {path.name for path in (ROOT / "docs").glob("*.png")}
+    shown = {Path(p).name for p in readme_paths() if p.startswith("docs/")}
+    assert committed == made == shown
