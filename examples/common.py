@@ -113,8 +113,8 @@ def training_settings(args, *not_training: str) -> dict:
 EVAL_BATCH_SIZE = 64  # evaluation keeps no graph, so larger batches fit and cost fewer Python calls
 
 # Each network's default training recipe, compared on the validation split of the bundled sample (the
-# README's "Training recipes" has the numbers). The epochs are what fits in about 4 minutes of training
-# on 2 cores. All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
+# README's "Training recipes" has the numbers). The epochs fit in 2-4 minutes of training on 2
+# cores (measured in the README). All use Adam with a cosine decay of the learning rate to 0 over the epochs and random flips.
 # "dropout" is the UNet's after each pool and concatenation, FCN's after fc6 and fc7 (the paper's 0.5),
 # SegNet's at its central stages (Bayesian SegNet; 0.5 lost to none on validation). SegNet's "depth":
 # three 2x2 pools (8x8 maps at the bottom for 64x64 images) beat four and five on validation; its

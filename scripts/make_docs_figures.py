@@ -6,9 +6,8 @@
 
 Each figure comes from one example run into ``--runs/<folder>/`` (default ``runs/``; the folder names
 are the examples' own, the three-class run's aside, so ``--reuse`` also takes runs you made with the
-defaults); the
-example's PNG is downsized (to the width in ``FIGURES``) and reduced to the palette size given there
-so that docs/ stays a few hundred kB, then written to ``docs/<figure>.png``. The run's
+defaults); the example's PNG is downsized (to the width in ``FIGURES``) and reduced to the palette
+size given there so that docs/ stays a few hundred kB, then written to ``docs/<figure>.png``. The run's
 ``metrics.json`` (or ``comparison.md``) stays in the run folder for the numbers quoted beside it.
 """
 

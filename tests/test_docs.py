@@ -48,7 +48,6 @@ def test_docs_figures_are_downsized_palette_pngs(tmp_path):
     assert missing.returncode != 0 and "segment_pets/predictions.png does not exist" in missing.stderr
 
 
-
 def test_every_docs_figure_is_made_by_the_script_and_shown_in_the_readme():
     spec = importlib.util.spec_from_file_location("make_docs_figures", ROOT / "scripts" / "make_docs_figures.py")
     script = importlib.util.module_from_spec(spec)
