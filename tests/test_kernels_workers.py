@@ -112,7 +112,9 @@ def test_matmul_equals_numpy(threads, shared_product, a_shape, b_shape, transpos
     rng = np.random.default_rng(0)
 
     def operand(shape, transposed):  # transposed: a transposed view of a C-ordered array
-        return rng.standard_normal(shape[:-2] + shape[:-3:-1]).swapaxes(-1, -2) if transposed else rng.standard_normal(shape)
+        if transposed:
+            return rng.standard_normal(shape[:-2] + shape[:-3:-1]).swapaxes(-1, -2)
+        return rng.standard_normal(shape)
 
     a, b = operand(a_shape, transpose_a), operand(b_shape, transpose_b)
     with mock.patch.object(workers, "workers", return_value=threads), \

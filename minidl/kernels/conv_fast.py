@@ -161,7 +161,8 @@ def _patch_products_parts(functions, x, matrix, y, g, grads, transposed, table, 
             im2col_band(x, cols, kernel_size, stride, padding, dilation, (n0, n1), (row0, row1), out_w)
             if forward:
                 if n1 == n0 + 1:  # W @ cols straight into y[n0]'s rows
-                    blas.gemm(functions, matrix, False, cols, False, _rows_of_images(y, n0, n1, row0, row1, outputs[p]), 0.0)
+                    rows_of_y = _rows_of_images(y, n0, n1, row0, row1, outputs[p])
+                    blas.gemm(functions, matrix, False, cols, False, rows_of_y, 0.0)
                 else:
                     product = outputs[p][:len(matrix) * columns].reshape(len(matrix), columns)
                     blas.gemm(functions, matrix, False, cols, False, product, 0.0)

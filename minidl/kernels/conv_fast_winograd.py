@@ -186,7 +186,8 @@ def conv2d_forward(x, weight, padding, output_size):
     y = np.empty((n_batch, c_out, *output_size), dtype=x.dtype)
     u = weight_transform(weight)
     with workers.single_threaded_blas():
-        _forward_parts(blas.functions(), x, u, y, padding, table, counts, tiles_w, *_buffers(table, counts, tiles_w, c_in, c_out, x.dtype))
+        _forward_parts(blas.functions(), x, u, y, padding, table, counts, tiles_w,
+                       *_buffers(table, counts, tiles_w, c_in, c_out, x.dtype))
     return y
 
 
@@ -196,14 +197,22 @@ def _forward_parts(functions, x, u, y, padding, table, counts, tiles_w, v_buffer
     c_in, c_out = x.shape[1], y.shape[1]
     for p in prange(len(counts)):
         for k in range(counts[p]):
-            n0, n1, ty0, ty1 = table[p, k, 0], table[p, k, 1], table[p, k, 2], table[p, k, 3]
-            tiles = (n1 - n0) * (ty1 - ty0) * tiles_w
-            v = _sixteen_blocks(v_buffers[p], c_in, tiles)
-            _input_transform(x, v, padding, (n0, n1), (ty0, ty1), tiles_w)
+            images, band, tiles, v = _transformed_piece(x, v_buffers[p], padding, table[p, k], tiles_w)
             m = _sixteen_blocks(m_buffers[p], c_out, tiles)
             for e in range(16):  # the 16 products U[a, b] @ V[a, b]
                 blas.gemm(functions, u[e], False, _block(v, e, c_in, tiles), False, _block(m, e, c_out, tiles), 0.0)
-            _output_transform(m, y, (n0, n1), (ty0, ty1), tiles_w)
+            _output_transform(m, y, images, band, tiles_w)
+
+
+@njit(cache=True, nogil=True)
+def _transformed_piece(x, v_buffer, padding, piece, tiles_w):
+    """(images, band, tiles, V) of a piece = (n0, n1, ty0, ty1): its images, its band of tile rows, its
+    number of tiles and its input transform V, written at the start of v_buffer."""
+    images, band = (piece[0], piece[1]), (piece[2], piece[3])
+    tiles = (images[1] - images[0]) * (band[1] - band[0]) * tiles_w
+    v = _sixteen_blocks(v_buffer, x.shape[1], tiles)
+    _input_transform(x, v, padding, images, band, tiles_w)
+    return images, band, tiles, v
 
 
 def _pieces(n_batch: int, tiles_h: int, tiles_w: int, c_in: int) -> tuple:
@@ -248,14 +257,12 @@ def _weight_gradient_parts(functions, g, x, grads_u, padding, table, counts, til
     c_in, c_out = x.shape[1], g.shape[1]
     for p in prange(len(counts)):
         for k in range(counts[p]):
-            n0, n1, ty0, ty1 = table[p, k, 0], table[p, k, 1], table[p, k, 2], table[p, k, 3]
-            tiles = (n1 - n0) * (ty1 - ty0) * tiles_w
-            v = _sixteen_blocks(v_buffers[p], c_in, tiles)
-            _input_transform(x, v, padding, (n0, n1), (ty0, ty1), tiles_w)
+            images, band, tiles, v = _transformed_piece(x, v_buffers[p], padding, table[p, k], tiles_w)
             gt = _sixteen_blocks(gt_buffers[p], c_out, tiles)
-            _upstream_transform(g, gt, (n0, n1), (ty0, ty1), tiles_w)
+            _upstream_transform(g, gt, images, band, tiles_w)
             for e in range(16):  # dL/dU[a, b] += Gt[a, b] @ V[a, b]^T
-                blas.gemm(functions, _block(gt, e, c_out, tiles), False, _block(v, e, c_in, tiles), True, grads_u[p, e], 1.0)
+                blas.gemm(functions, _block(gt, e, c_out, tiles), False, _block(v, e, c_in, tiles), True,
+                          grads_u[p, e], 1.0)
 
 
 @njit(cache=True, nogil=True)

@@ -101,7 +101,8 @@ def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, fir
         for j in range(kw):
             x_offset = j * dilation[1] - padding[1]
             x_lo, x_hi = _valid_outputs(x_offset, width, stride[1], out_w)
-            # cols entry (c, i, j), (n, oy, ox) of this band; image entry (first_image + n, c, oy*sh + y_offset, ox*sw + x_offset)
+            # cols entry (c, i, j), (n, oy, ox) of this band;
+            # image entry (first_image + n, c, oy*sh + y_offset, ox*sw + x_offset)
             s = ((c * kh + i) * kw + j) * cols.shape[1] + (n * (row1 - row0) - row0) * out_w
             row_start = (first_image * channels + task) * height * width + x_offset  # the plane's x_offset column, flat
             for oy in range(max(y_lo, row0), y_hi):
