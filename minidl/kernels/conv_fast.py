@@ -68,6 +68,19 @@ def parts(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool, 
     return [tiles(n_batch, out_h, entries_per_row, chunk)]
 
 
+def plan(n_batch: int, out_h: int, entries_per_row: int, rows_may_split: bool, chunk: int | None = None) -> tuple:
+    """(table, counts, largest): ``tile_table(parts(...))`` and the images x rows of its largest tile (its
+    columns in a patch matrix are that times W_out), remembered: a training step asks for the same few
+    plans again and again."""
+    return _plan(n_batch, out_h, entries_per_row, rows_may_split, chunk or CHUNK_ELEMENTS, workers.workers())
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(n_batch, out_h, entries_per_row, rows_may_split, chunk, count):  # count: the key changes with it
+    table, counts = tile_table(parts(n_batch, out_h, entries_per_row, rows_may_split, chunk))
+    return table, counts, int(((table[..., 1] - table[..., 0]) * (table[..., 3] - table[..., 2])).max(initial=0))
+
+
 def tile_table(parts_list: list) -> tuple:
     """The parts as arrays for the Numba loops: table[p, k] = (n0, n1, row0, row1) of part p's k-th
     tile (images n0 <= n < n1, output rows row0 <= oy < row1), counts[p] = its number of tiles."""
@@ -77,11 +90,6 @@ def tile_table(parts_list: list) -> tuple:
         for k, (images, (row0, row1)) in enumerate(tiles_of_part):
             table[p, k] = images.start, images.stop, row0, row1
     return table, counts
-
-
-def _largest_tile(table) -> int:
-    """Images x rows of the largest tile: its columns in a patch matrix are that times W_out."""
-    return int(((table[..., 1] - table[..., 0]) * (table[..., 3] - table[..., 2])).max(initial=0))
 
 
 @njit(cache=True, nogil=True)
@@ -124,8 +132,8 @@ def patch_products(x, kernel_size, stride, padding, dilation, output_size, weigh
     x = np.ascontiguousarray(x)
     n_batch, channels = x.shape[:2]
     patch_rows = channels * kernel_size[0] * kernel_size[1]
-    table, counts = tile_table(parts(n_batch, output_size[0], patch_rows * output_size[1], rows_may_split=True))
-    columns = _largest_tile(table) * output_size[1]
+    table, counts, largest = plan(n_batch, output_size[0], patch_rows * output_size[1], rows_may_split=True)
+    columns = largest * output_size[1]
     c_out = (weight if weight is not None else g).shape[0 if weight is not None else 1]
     forward, gradient = weight is not None, g is not None
     y = np.empty((n_batch, c_out, *output_size) if forward else (0, 0, 0, 0), dtype=x.dtype)
@@ -181,8 +189,8 @@ def input_gradient(g, weight, image_size, stride, padding, dilation):
     n_batch, c_out = g.shape[:2]
     matrix = np.ascontiguousarray(weight.reshape(c_out, -1))
     patch_rows = matrix.shape[1]
-    table, counts = tile_table(parts(n_batch, g.shape[2], patch_rows * g.shape[3], rows_may_split=False))
-    columns = _largest_tile(table) * g.shape[3]
+    table, counts, largest = plan(n_batch, g.shape[2], patch_rows * g.shape[3], rows_may_split=False)
+    columns = largest * g.shape[3]
     grad = np.zeros((n_batch, weight.shape[1], *image_size), dtype=g.dtype)
     with workers.single_threaded_blas():
         _input_gradient_parts(blas.functions(), g, matrix, grad, table, counts, tuple(weight.shape[2:]), stride,

@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import blas, workers
-from .conv_fast import parts, tile_table
+from .conv_fast import plan
 
 # Below this many multiply-adds per output pixel (C_in * C_out) the 16 products are too thin to beat
 # one im2col product (measured in benchmarks/README.md).
@@ -182,12 +182,12 @@ def conv2d_forward(x, weight, padding, output_size):
     n_batch, c_in = x.shape[:2]
     c_out = weight.shape[0]
     tiles_h, tiles_w = -(-output_size[0] // 2), -(-output_size[1] // 2)
-    table, counts = _pieces(n_batch, tiles_h, tiles_w, c_in)
+    table, counts, largest = _pieces(n_batch, tiles_h, tiles_w, c_in)
     y = np.empty((n_batch, c_out, *output_size), dtype=x.dtype)
     u = weight_transform(weight)
     with workers.single_threaded_blas():
         _forward_parts(blas.functions(), x, u, y, padding, table, counts, tiles_w,
-                       *_buffers(table, counts, tiles_w, c_in, c_out, x.dtype))
+                       *_buffers(len(counts), largest * tiles_w, c_in, c_out, x.dtype))
     return y
 
 
@@ -216,18 +216,17 @@ def _transformed_piece(x, v_buffer, padding, piece, tiles_w):
 
 
 def _pieces(n_batch: int, tiles_h: int, tiles_w: int, c_in: int) -> tuple:
-    """The pieces (images, band of tile rows) of each part (``conv_fast.parts``) as ``conv_fast.tile_table``'s
-    arrays, each piece's V about PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each band has output rows
+    """The pieces (images, band of tile rows) of each part (``conv_fast.parts``) as ``conv_fast.plan``'s
+    arrays and largest piece, each piece's V about PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each band has output rows
     of its own."""
-    return tile_table(parts(n_batch, tiles_h, 16 * c_in * tiles_w, rows_may_split=True,
-                            chunk=max(PIECE_ELEMENTS, 16 * c_in * MIN_PIECE_TILES)))
+    return plan(n_batch, tiles_h, 16 * c_in * tiles_w, rows_may_split=True,
+                chunk=max(PIECE_ELEMENTS, 16 * c_in * MIN_PIECE_TILES))
 
 
-def _buffers(table, counts, tiles_w: int, c_in: int, c_out: int, dtype) -> tuple:
-    """Scratch rows for V and M (or Gt) of each part, big enough for its largest piece (``_sixteen_blocks``)."""
-    tiles = int(((table[..., 1] - table[..., 0]) * (table[..., 3] - table[..., 2])).max(initial=0)) * tiles_w
-    return (workers.scratch("winograd V", len(counts), 16 * (c_in * tiles + 16), dtype),
-            workers.scratch("winograd M", len(counts), 16 * (c_out * tiles + 16), dtype))
+def _buffers(part_count: int, tiles: int, c_in: int, c_out: int, dtype) -> tuple:
+    """Scratch rows for V and M (or Gt) of each part, big enough for a piece of ``tiles`` tiles (``_sixteen_blocks``)."""
+    return (workers.scratch("winograd V", part_count, 16 * (c_in * tiles + 16), dtype),
+            workers.scratch("winograd M", part_count, 16 * (c_out * tiles + 16), dtype))
 
 
 def weight_gradient(g, x, padding):
@@ -242,11 +241,11 @@ def weight_gradient(g, x, padding):
     n_batch, c_in = x.shape[:2]
     c_out = g.shape[1]
     tiles_w = -(-g.shape[3] // 2)
-    table, counts = _pieces(n_batch, -(-g.shape[2] // 2), tiles_w, c_in)
+    table, counts, largest = _pieces(n_batch, -(-g.shape[2] // 2), tiles_w, c_in)
     grads_u = np.zeros((len(counts), 16, c_out, c_in), dtype=x.dtype)
     with workers.single_threaded_blas():
         _weight_gradient_parts(blas.functions(), g, x, grads_u, padding, table, counts, tiles_w,
-                               *_buffers(table, counts, tiles_w, c_in, c_out, x.dtype))
+                               *_buffers(len(counts), largest * tiles_w, c_in, c_out, x.dtype))
     grad_u = functools.reduce(np.add, grads_u)  # the parts' sums, in a fixed order
     return workers.matmul(grad_u.reshape(16, -1).T, _G_KRON_G.astype(x.dtype)).reshape(c_out, c_in, 3, 3)
 

@@ -40,16 +40,28 @@ def workers() -> int:
 # Python threads at once: the first caller sets the limit, the last one to finish restores it.
 _blas_lock = threading.Lock()
 _blas_holders = 0
-_blas_limit = None
+_blas_restore = None  # called by the last holder: puts the thread counts back
+
+
+def _limit_blas_to_one_thread():
+    """Set BLAS to one thread and return a function that restores the count: NumPy's OpenBLAS directly,
+    or every BLAS that threadpoolctl can control."""
+    counts = blas.thread_count_functions()
+    if counts is not None:
+        get, set_ = counts
+        before = get()
+        set_(1)
+        return lambda: set_(before)
+    return _blas_controller().limit(limits=1).restore_original_limits
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Hold every BLAS library to one thread inside the block (nested and concurrent blocks share one limit)."""
-    global _blas_holders, _blas_limit
+    """Hold BLAS to one thread inside the block (nested and concurrent blocks share one limit)."""
+    global _blas_holders, _blas_restore
     with _blas_lock:
         if _blas_holders == 0:
-            _blas_limit = _blas_controller().limit(limits=1)
+            _blas_restore = _limit_blas_to_one_thread()
         _blas_holders += 1
     try:
         yield
@@ -57,7 +69,7 @@ def single_threaded_blas():
         with _blas_lock:
             _blas_holders -= 1
             if _blas_holders == 0:
-                _blas_limit.restore_original_limits()
+                _blas_restore()
 
 
 def _after_fork_in_child():
@@ -66,7 +78,7 @@ def _after_fork_in_child():
     global _blas_lock, _blas_holders
     _blas_lock = threading.Lock()
     if _blas_holders:
-        _blas_limit.restore_original_limits()
+        _blas_restore()
     _blas_holders = 0
 
 
