@@ -44,7 +44,8 @@ def direct_cases(draw, max_channels=4, max_elements=600):
 
 
 def full_output(x_shape, w_shape, padding, dilation) -> tuple:
-    return tuple(conv_output_size(size, k, 1, p, d) for size, k, p, d in zip(x_shape[2:], w_shape[2:], padding, dilation))
+    return tuple(conv_output_size(size, k, 1, p, d)
+                 for size, k, p, d in zip(x_shape[2:], w_shape[2:], padding, dilation))
 
 
 def check_against_reference(x_shape, w_shape, padding, dilation, dtype, output_size=None):
@@ -108,7 +109,7 @@ SAME_ON_ANY_THREAD_COUNT = """
 import numba, numpy as np
 from minidl.kernels import conv_fast_direct as direct
 rng = np.random.default_rng(0)
-x, g = rng.standard_normal((3, 3, 21, 17), np.float32), rng.standard_normal((3, 16, 21, 17), np.float32)
+x, g = rng.standard_normal((3, 3, 64, 64), np.float32), rng.standard_normal((3, 16, 64, 64), np.float32)
 results = []
 for threads in (1, 2, 1, 2):
     numba.set_num_threads(threads)
@@ -153,7 +154,8 @@ def test_gradients_through_the_direct_path(case, with_bias):
     weight gradient) on cases with at most 27 patch-matrix rows, which take the direct path."""
     x_shape, w_shape, padding, dilation = case
     options = dict(padding=padding, dilation=dilation)
-    conv_inputs = [random(x_shape, seed=1), random(w_shape, seed=2)] + ([random(w_shape[0], seed=3)] if with_bias else [])
+    conv_inputs = [random(x_shape, seed=1), random(w_shape, seed=2)]
+    conv_inputs += [random(w_shape[0], seed=3)] if with_bias else []
     with mock.patch.object(direct, "conv2d_forward", wraps=direct.conv2d_forward) as forward, \
             mock.patch.object(direct, "weight_gradient", wraps=direct.weight_gradient) as weight_gradient:
         check_gradients(lambda x, w, *b: F.conv2d(x, w, *b, **options), conv_inputs)

@@ -71,8 +71,9 @@ def conv2d_forward_and_backward_weight(x, weight, g, stride, padding, dilation, 
     gradient, its dL/dW the weight gradient of that conv2d), and sharing the patch matrix saves a
     pass over it.
     """
-    if (conv_fast_direct.applies(weight.shape[2:], stride, x.shape[1])
-            or conv_fast_winograd.applies(weight.shape[2:], stride, dilation, x.shape[1], weight.shape[0], output_size)):
+    c_out, c_in = weight.shape[:2]
+    if (conv_fast_direct.applies(weight.shape[2:], stride, c_in)
+            or conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_in, c_out, output_size)):
         return (conv2d_forward(x, weight, stride, padding, dilation, output_size),
                 conv2d_backward_weight(g, x, weight.shape[2:], stride, padding, dilation))
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight, g=g)
