@@ -207,7 +207,7 @@ def main():
     torch.set_num_threads(threads)
     stat = min if args.stat == "min" else np.median
     print(f"batch {args.batch}, float32, {threads} threads (Numba and torch), {args.stat} of {args.rounds} rounds x "
-          f"{args.repeat} runs ({args.schedule}), Numba threading layer {numba.config.THREADING_LAYER}, "
+          f"{args.repeat} runs ({args.schedule}), "
           f"OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE', 'not set')}, "
           f"freed memory {'kept' if args.keep_freed_memory else 'as glibc decides'}, "
           f"{'CPU time' if args.cpu_time else 'wall-clock time'}, load average {os.getloadavg()[0]:.1f}")
@@ -229,7 +229,8 @@ def main():
     print("\ngeometric-mean ratio minidl / torch (below 1: minidl faster)")
     for (family, backward), values in ratios.items():
         print(f"  {family:<17}{'fwd+bwd' if backward else 'fwd':<9}{np.exp(np.mean(np.log(values))):6.2f}")
-    print(f"load average now {os.getloadavg()[0]:.1f} (other processes on these cores make the timings noisy)")
+    print(f"Numba threading layer {numba.threading_layer()}; load average now {os.getloadavg()[0]:.1f} "
+          "(other processes on these cores make the timings noisy)")
     imported, first = first_call_seconds()
     print(f"\nfirst call with a warm Numba cache (fresh process): import minidl.functional {imported:.2f} s, "
           f"first conv2d + conv_transpose2d forward/backward, small and large inputs {first:.2f} s")

@@ -266,11 +266,11 @@ def main(argv=None) -> dict:
         except ImportError:
             print("bench_step: torch is not installed (pip install torch==2.13.0): timing minidl alone")
     print(f"float32, {threads} threads (Numba{' and torch' if torch_available else ''}), median of "
-          f"{args.rounds} alternating rounds x {args.repeat} steps, Numba threading layer "
-          f"{numba.config.THREADING_LAYER}, load average {os.getloadavg()[0]:.1f}")
+          f"{args.rounds} alternating rounds x {args.repeat} steps, load average {os.getloadavg()[0]:.1f}")
     results = {name: benchmark_model(name, args.repeat, args.rounds, not args.no_memory, torch_available)
                for name in args.models}
-    print(f"\nload average now {os.getloadavg()[0]:.1f}: other processes on these cores slow both libraries; "
+    print(f"\nNumba threading layer {numba.threading_layer()}; load average now {os.getloadavg()[0]:.1f}: "
+          "other processes on these cores slow both libraries; "
           "the ratios, taken in alternating blocks in one process, are the comparable numbers")
     return results
 

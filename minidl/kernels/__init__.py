@@ -1,23 +1,15 @@
 """Numba kernels on raw ndarrays (no Tensor, no graph); ``minidl.kernels.reference`` holds NumPy twins.
 
-Threads. The max-pool window search, batch norm, ReLU and dropout (large arrays), interpolation and
-RoIAlign kernels run their loops on Numba's threads; the pooling gathers and scatters and NMS run on
-the calling thread; the convolutions share their images among the worker threads of ``workers.py``
-(see ``conv_fast.py`` and ``conv_fast_winograd.py``).
+Threads. The max-pool window search, batch norm, ReLU and dropout (large arrays), interpolation,
+RoIAlign and the convolutions (``conv_fast.py``, ``conv_fast_winograd.py``: each thread its own
+tiles, BLAS called from the loop) run their loops on Numba's threads; the pooling gathers and
+scatters and NMS run on the calling thread.
 
-The one thing importing minidl changes for the whole process: it sets ``NUMBA_THREADING_LAYER`` to
-``workqueue`` in ``os.environ`` unless the user set it. Numba's default OpenMP layer spins its idle
-threads for a while and they steal the cores from the BLAS products that run next; workqueue's idle
-threads sleep (numbers in ``benchmarks/README.md``). It must be chosen before Numba starts its
-threads, hence this setting sits at the top of the package. One limit: the workqueue layer cannot
-serve two Python threads at once, so a program that runs minidl ops from several threads should set
-``NUMBA_THREADING_LAYER=omp``.
+Numba's threading layer is Numba's choice (``NUMBA_THREADING_LAYER``; by default TBB if installed,
+else OpenMP, else its own ``workqueue``). OpenMP's idle threads spin for a moment before they sleep,
+so the many short parallel loops of a training step start in microseconds instead of the ~100 us it
+takes to wake a sleeping thread (numbers in ``benchmarks/README.md``). Its limit: with GNU OpenMP, a
+process forked after minidl ran a parallel kernel cannot run parallel kernels itself (Numba stops
+it with "fork() called from a process already using GNU OpenMP"); use ``multiprocessing``'s "spawn"
+or "forkserver" start method, or ``NUMBA_THREADING_LAYER=workqueue``.
 """
-
-import os
-import sys
-
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
-    if "numba" in sys.modules:  # imported before minidl: it has read the environment already
-        sys.modules["numba"].config.THREADING_LAYER = "workqueue"

@@ -15,13 +15,16 @@ of stride-1 convolutions of few input channels (a first layer), whose thin patch
 its copy: they are summed directly (``conv_fast_direct.py``); and
 each has a NumPy twin of the same name in the reference module, except
 ``conv2d_forward_and_backward_weight``, which the tests compare with the twins of its two products.
+The im2col and Winograd paths call NumPy's OpenBLAS from Numba (``blas.py``); where there is none to
+call, the functions below compute with those NumPy twins instead.
 Sizes follow PyTorch; kernel_size, stride, padding, dilation and output sizes are (h, w) pairs.
 """
 
 from __future__ import annotations
 
-from . import conv_fast, conv_fast_direct, conv_fast_winograd
+from . import blas, conv_fast, conv_fast_direct, conv_fast_winograd
 from .im2col import col2im, im2col  # noqa: F401  (public here, beside their twins' names)
+from .reference import conv as reference
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -40,6 +43,8 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
 def conv2d_forward(x, weight, stride, padding, dilation, output_size):
     """y = W @ im2col(x):  x (N, C_in, H, W), weight (C_out, C_in, kH, kW) -> y (N, C_out, H_out, W_out)."""
     c_out, c_in = weight.shape[:2]
+    if blas.functions() is None:
+        return reference.conv2d_forward(x, weight, stride, padding, dilation, output_size)
     if conv_fast_direct.applies(weight.shape[2:], stride, c_in):
         return conv_fast_direct.conv2d_forward(x, weight, padding, dilation, output_size)
     if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_in, c_out, output_size):
@@ -50,6 +55,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, output_size):
 def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
     """dL/dx = col2im(W^T @ g):  g (N, C_out, H_out, W_out) -> dL/dx (N, C_in, H, W), image_size = (H, W)."""
     c_out, c_in = weight.shape[:2]  # the flipped convolution maps C_out channels onto C_in
+    if blas.functions() is None:
+        return reference.conv2d_backward_input(g, weight, image_size, stride, padding, dilation)
     if max(padding) <= 2 and conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_out, c_in, image_size):
         return conv_fast_winograd.input_gradient(g, weight, image_size, padding)
     return conv_fast.input_gradient(g, weight, image_size, stride, padding, dilation)
@@ -57,6 +64,8 @@ def conv2d_backward_input(g, weight, image_size, stride, padding, dilation):
 
 def conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation):
     """dL/dW = g @ im2col(x)^T:  g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, kH, kW)."""
+    if blas.functions() is None:
+        return reference.conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation)
     if conv_fast_direct.applies(kernel_size, stride, x.shape[1]):
         return conv_fast_direct.weight_gradient(g, x, kernel_size, padding, dilation)
     if conv_fast_winograd.applies(kernel_size, stride, dilation, x.shape[1], g.shape[1], g.shape[2:]):
@@ -72,7 +81,7 @@ def conv2d_forward_and_backward_weight(x, weight, g, stride, padding, dilation, 
     pass over it.
     """
     c_out, c_in = weight.shape[:2]
-    if (conv_fast_direct.applies(weight.shape[2:], stride, c_in)
+    if (blas.functions() is None or conv_fast_direct.applies(weight.shape[2:], stride, c_in)
             or conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_in, c_out, output_size)):
         return (conv2d_forward(x, weight, stride, padding, dilation, output_size),
                 conv2d_backward_weight(g, x, weight.shape[2:], stride, padding, dilation))

@@ -24,8 +24,9 @@ of the largest output in float32 and 1e-15 in float64 (``tests/test_kernels_conv
 The gradients take the same road: dL/dx of a stride-1 convolution is itself such a convolution (of g,
 with the kernel flipped and the channel axes swapped, padding 2 - p: ``input_gradient``), and dL/dw
 is 16 products of the transformed g and V (``weight_gradient``). Work is cut into pieces of whole
-images or bands of tile rows (``conv_fast.parts``), one share per worker thread, with V and M in
-scratch buffers (``conv_fast.scratch_matrix``). Timings in ``benchmarks/README.md``.
+images or bands of tile rows (``conv_fast.parts``), one part per Numba thread, run in one parallel
+Numba loop that calls BLAS itself (``blas.gemm``), with V and M in scratch buffers
+(``workers.scratch``). Timings in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from . import workers
-from .conv_fast import parts, scratch_matrix
+from . import blas, workers
+from .conv_fast import parts, tile_table
 
 # Below this many multiply-adds per output pixel (C_in * C_out) the 16 products are too thin to beat
 # one im2col product (measured in benchmarks/README.md).
@@ -72,19 +73,21 @@ def weight_transform(weight):
 # The loops below index with unsigned integers (np.uint64) where they are hot: Numba wraps a negative
 # signed index around, and that per-element check keeps LLVM from vectorising the loop (see im2col.py).
 @njit(cache=True, nogil=True)
-def _input_transform(x, v, padding, band, tiles_w):
+def _input_transform(x, v, padding, images, band, tiles_w):
     """V[4a + b, c, t] = (B^T d B)[a, b] for the 4x4 tile d of x padded (zeros) whose 2x2 output block is
-    t = (n, ty, tx), for the tile rows ty in band = (ty0, ty1); tile (ty, tx) reads rows 2ty - p_h ... + 3
-    and columns 2tx - p_w ... + 3. x is C-contiguous; v is the C-contiguous buffer under V (see
-    _sixteen_blocks): V[k, c, t] is v[k, c * tiles + t] (contiguous rows, which LLVM vectorises)."""
-    n_batch, channels, height, width = x.shape
+    t = (n - n0, ty - ty0, tx), for the images in images = (n0, n1) and the tile rows ty in band = (ty0, ty1);
+    tile (ty, tx) reads rows 2ty - p_h ... + 3 and columns 2tx - p_w ... + 3. x is C-contiguous; v is the
+    C-contiguous buffer under V (see _sixteen_blocks): V[k, c, t] is v[k, c * tiles + t] (contiguous rows,
+    which LLVM vectorises)."""
+    channels, height, width = x.shape[1:]
+    n0, n1 = images
     ty0, ty1 = band
-    tiles = n_batch * (ty1 - ty0) * tiles_w
+    tiles = (n1 - n0) * (ty1 - ty0) * tiles_w
     span = 2 * tiles_w + 2  # padded columns that one row of tiles reads
     rows = np.empty(4 * span, x.dtype)  # B^T d of a row of tiles: 4 rows of span entries, flat
     source = x.reshape(-1)
     lo, hi = min(padding[1], span), min(span, padding[1] + width)  # x's columns in a padded row
-    for n in range(n_batch):
+    for n in range(n0, n1):
         for c in range(channels):
             for ty in range(ty0, ty1):
                 y0 = 2 * ty - padding[0]  # the tiles' first padded input row; rows y0 .. y0 + 3 are d0 .. d3
@@ -99,7 +102,7 @@ def _input_transform(x, v, padding, band, tiles_w):
                     d3 = source[np.uint64(start + 3 * width + b)] if column and inside3 else 0
                     rows[np.uint64(b)], rows[np.uint64(span + b)] = d0 - d2, d1 + d2
                     rows[np.uint64(2 * span + b)], rows[np.uint64(3 * span + b)] = d2 - d1, d1 - d3
-                t0 = (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                t0 = ((n - n0) * (ty1 - ty0) + ty - ty0) * tiles_w
                 for a in range(4):  # (B^T d) B
                     for tx in range(tiles_w):
                         i, t = np.uint64(a * span + 2 * tx), np.uint64(c * tiles + t0 + tx)
@@ -109,19 +112,20 @@ def _input_transform(x, v, padding, band, tiles_w):
 
 
 @njit(cache=True, nogil=True)
-def _output_transform(m, y, band, tiles_w):
-    """y[n, o, 2ty + a, 2tx + b] = (A^T M A)[a, b] of tile t = (n, ty, tx), for ty in band = (ty0, ty1);
-    outputs beyond y's edge (odd sizes) are dropped. m: the C-contiguous buffer under M, M[k, o, t] =
-    m[k, o * tiles + t] (see _input_transform)."""
-    n_batch, c_out, out_h, out_w = y.shape
+def _output_transform(m, y, images, band, tiles_w):
+    """y[n, o, 2ty + a, 2tx + b] = (A^T M A)[a, b] of tile t = (n - n0, ty - ty0, tx), for n in images =
+    (n0, n1) and ty in band = (ty0, ty1); outputs beyond y's edge (odd sizes) are dropped. m: the
+    C-contiguous buffer under M, M[k, o, t] = m[k, o * tiles + t] (see _input_transform)."""
+    c_out, out_h, out_w = y.shape[1:]
+    n0, n1 = images
     ty0, ty1 = band
-    tiles = n_batch * (ty1 - ty0) * tiles_w
+    tiles = (n1 - n0) * (ty1 - ty0) * tiles_w
     pairs = out_w // 2  # tiles whose two columns are both inside y
     s = np.empty((2, 4, tiles_w), m.dtype)
-    for n in range(n_batch):
+    for n in range(n0, n1):
         for o in range(c_out):
             for ty in range(ty0, ty1):
-                t0 = o * tiles + (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                t0 = o * tiles + ((n - n0) * (ty1 - ty0) + ty - ty0) * tiles_w
                 for b in range(4):  # A^T M
                     for tx in range(tiles_w):
                         t = np.uint64(t0 + tx)
@@ -138,18 +142,20 @@ def _output_transform(m, y, band, tiles_w):
 
 
 @njit(cache=True, nogil=True)
-def _upstream_transform(g, gt, band, tiles_w):
-    """Gt[4a + b, o, t] = (A gy A^T)[a, b] for the 2x2 block gy of g at tile t = (n, ty, tx) (zeros beyond
-    g's edge), ty in band = (ty0, ty1): the adjoint of the output transform, for the weight gradient.
+def _upstream_transform(g, gt, images, band, tiles_w):
+    """Gt[4a + b, o, t] = (A gy A^T)[a, b] for the 2x2 block gy of g at tile t = (n - n0, ty - ty0, tx)
+    (zeros beyond g's edge), n in images = (n0, n1), ty in band = (ty0, ty1): the adjoint of the output
+    transform, for the weight gradient.
     gt: the C-contiguous buffer under Gt, Gt[k, o, t] = gt[k, o * tiles + t] (see _input_transform).
     A gy A^T spreads the block's rows (r0, r1) as (r0, r0 + r1, r0 - r1, -r1), then its columns alike."""
-    n_batch, c_out, out_h, out_w = g.shape
+    c_out, out_h, out_w = g.shape[1:]
+    n0, n1 = images
     ty0, ty1 = band
-    tiles = n_batch * (ty1 - ty0) * tiles_w
-    for n in range(n_batch):
+    tiles = (n1 - n0) * (ty1 - ty0) * tiles_w
+    for n in range(n0, n1):
         for o in range(c_out):
             for ty in range(ty0, ty1):
-                t0 = o * tiles + (n * (ty1 - ty0) + ty - ty0) * tiles_w
+                t0 = o * tiles + ((n - n0) * (ty1 - ty0) + ty - ty0) * tiles_w
                 for tx in range(tiles_w):
                     top0 = g[n, o, 2 * ty, 2 * tx]
                     top1 = g[n, o, 2 * ty, 2 * tx + 1] if 2 * tx + 1 < out_w else 0
@@ -175,28 +181,53 @@ def conv2d_forward(x, weight, padding, output_size):
     x = np.ascontiguousarray(x)  # the input transform reads it flat
     n_batch, c_in = x.shape[:2]
     c_out = weight.shape[0]
-    u = weight_transform(weight)
     tiles_h, tiles_w = -(-output_size[0] // 2), -(-output_size[1] // 2)
+    table, counts = _pieces(n_batch, tiles_h, tiles_w, c_in)
     y = np.empty((n_batch, c_out, *output_size), dtype=x.dtype)
-
-    def work(own_pieces):
-        for k, (images, (ty0, ty1)) in enumerate(own_pieces):
-            tile_count = len(range(n_batch)[images]) * (ty1 - ty0) * tiles_w
-            blocks, v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
-            _input_transform(x[images], blocks, padding, (ty0, ty1), tiles_w)
-            m_blocks, m = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
-            np.matmul(u, v, out=m)  # the 16 products U[a, b] @ V[a, b]
-            _output_transform(m_blocks, y[images], (ty0, ty1), tiles_w)
-
-    workers.run(_pieces(n_batch, tiles_h, tiles_w, c_in), work)
+    u = weight_transform(weight)
+    with workers.single_threaded_blas():
+        _forward_parts(blas.functions(), x, u, y, padding, table, counts, tiles_w,
+                       *_buffers(table, counts, tiles_w, c_in, c_out, x.dtype))
     return y
 
 
-def _pieces(n_batch: int, tiles_h: int, tiles_w: int, c_in: int) -> list:
-    """One list of pieces (images, band of tile rows) per worker (``conv_fast.parts``), each piece's V about
-    PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each band has output rows of its own."""
-    return parts(n_batch, tiles_h, 16 * c_in * tiles_w, rows_may_split=True,
-                 chunk=max(PIECE_ELEMENTS, 16 * c_in * MIN_PIECE_TILES))
+@njit(cache=True, nogil=True, parallel=True)
+def _forward_parts(functions, x, u, y, padding, table, counts, tiles_w, v_buffers, m_buffers):
+    """conv2d_forward's loop: part p's pieces on one thread, V and M in its rows of the buffers."""
+    c_in, c_out = x.shape[1], y.shape[1]
+    for p in prange(len(counts)):
+        for k in range(counts[p]):
+            images, band, tiles, v = _transformed_piece(x, v_buffers[p], padding, table[p, k], tiles_w)
+            m = _sixteen_blocks(m_buffers[p], c_out, tiles)
+            for e in range(16):  # the 16 products U[a, b] @ V[a, b]
+                blas.gemm(functions, u[e], False, _block(v, e, c_in, tiles), False, _block(m, e, c_out, tiles), 0.0)
+            _output_transform(m, y, images, band, tiles_w)
+
+
+@njit(cache=True, nogil=True)
+def _transformed_piece(x, v_buffer, padding, piece, tiles_w):
+    """(images, band, tiles, V) of a piece = (n0, n1, ty0, ty1): its images, its band of tile rows, its
+    number of tiles and its input transform V, written at the start of v_buffer."""
+    images, band = (piece[0], piece[1]), (piece[2], piece[3])
+    tiles = (images[1] - images[0]) * (band[1] - band[0]) * tiles_w
+    v = _sixteen_blocks(v_buffer, x.shape[1], tiles)
+    _input_transform(x, v, padding, images, band, tiles_w)
+    return images, band, tiles, v
+
+
+def _pieces(n_batch: int, tiles_h: int, tiles_w: int, c_in: int) -> tuple:
+    """The pieces (images, band of tile rows) of each part (``conv_fast.parts``) as ``conv_fast.tile_table``'s
+    arrays, each piece's V about PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each band has output rows
+    of its own."""
+    return tile_table(parts(n_batch, tiles_h, 16 * c_in * tiles_w, rows_may_split=True,
+                            chunk=max(PIECE_ELEMENTS, 16 * c_in * MIN_PIECE_TILES)))
+
+
+def _buffers(table, counts, tiles_w: int, c_in: int, c_out: int, dtype) -> tuple:
+    """Scratch rows for V and M (or Gt) of each part, big enough for its largest piece (``_sixteen_blocks``)."""
+    tiles = int(((table[..., 1] - table[..., 0]) * (table[..., 3] - table[..., 2])).max(initial=0)) * tiles_w
+    return (workers.scratch("winograd V", len(counts), 16 * (c_in * tiles + 16), dtype),
+            workers.scratch("winograd M", len(counts), 16 * (c_out * tiles + 16), dtype))
 
 
 def weight_gradient(g, x, padding):
@@ -204,36 +235,49 @@ def weight_gradient(g, x, padding):
 
     The forward is y = A^T [U * V] A per tile and channel pair, summed over c, so
     dL/dU[a, b] = sum over tiles of (A gy A^T)[a, b] V[a, b]: 16 products (C_out, tiles) @ (tiles, C_in),
-    and dL/dw = G^T dL/dU G (the adjoint of ``weight_transform``). Each worker sums its own pieces; the
-    workers' sums are added in a fixed order.
+    and dL/dw = G^T dL/dU G (the adjoint of ``weight_transform``). Each part sums its own pieces; the
+    parts' sums are added in a fixed order.
     """
-    x = np.ascontiguousarray(x)  # the input transform reads it flat
+    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)  # the transforms read them flat
     n_batch, c_in = x.shape[:2]
     c_out = g.shape[1]
-    tiles_h, tiles_w = -(-g.shape[2] // 2), -(-g.shape[3] // 2)
-
-    def work(own_pieces):  # one worker's part of dL/dU, (16, C_out, C_in)
-        grad_u = np.zeros((16, c_out, c_in), dtype=x.dtype)
-        for k, (images, (ty0, ty1)) in enumerate(own_pieces):
-            tile_count = len(range(n_batch)[images]) * (ty1 - ty0) * tiles_w
-            blocks, v = _sixteen_blocks(("winograd V", k % 2), c_in, tile_count, x.dtype)
-            _input_transform(x[images], blocks, padding, (ty0, ty1), tiles_w)
-            gt_blocks, gt = _sixteen_blocks("winograd M", c_out, tile_count, x.dtype)
-            _upstream_transform(g[images], gt_blocks, (ty0, ty1), tiles_w)
-            product = scratch_matrix("winograd dU", 16 * c_out, c_in, x.dtype).reshape(16, c_out, c_in)
-            grad_u += np.matmul(gt, v.transpose(0, 2, 1), out=product)
-        return grad_u
-
-    grad_u = functools.reduce(np.add, workers.run(_pieces(n_batch, tiles_h, tiles_w, c_in), work))
+    tiles_w = -(-g.shape[3] // 2)
+    table, counts = _pieces(n_batch, -(-g.shape[2] // 2), tiles_w, c_in)
+    grads_u = np.zeros((len(counts), 16, c_out, c_in), dtype=x.dtype)
+    with workers.single_threaded_blas():
+        _weight_gradient_parts(blas.functions(), g, x, grads_u, padding, table, counts, tiles_w,
+                               *_buffers(table, counts, tiles_w, c_in, c_out, x.dtype))
+    grad_u = functools.reduce(np.add, grads_u)  # the parts' sums, in a fixed order
     return workers.matmul(grad_u.reshape(16, -1).T, _G_KRON_G.astype(x.dtype)).reshape(c_out, c_in, 3, 3)
 
 
-def _sixteen_blocks(slot, rows: int, columns: int, dtype):
-    """(blocks, view): a C-contiguous (16, rows * columns + 16) scratch array and its (16, rows, columns)
-    view. The transforms read or write all 16 blocks at once, and 16 streams a power of two apart
-    would share cache sets, hence the 16 entries between blocks."""
-    blocks = scratch_matrix(slot, 16, rows * columns + 16, dtype)
-    return blocks, blocks[:, :rows * columns].reshape(16, rows, columns)
+@njit(cache=True, nogil=True, parallel=True)
+def _weight_gradient_parts(functions, g, x, grads_u, padding, table, counts, tiles_w, v_buffers, gt_buffers):
+    """weight_gradient's loop: part p's pieces on one thread, adding its dL/dU into grads_u[p]."""
+    c_in, c_out = x.shape[1], g.shape[1]
+    for p in prange(len(counts)):
+        for k in range(counts[p]):
+            images, band, tiles, v = _transformed_piece(x, v_buffers[p], padding, table[p, k], tiles_w)
+            gt = _sixteen_blocks(gt_buffers[p], c_out, tiles)
+            _upstream_transform(g, gt, images, band, tiles_w)
+            for e in range(16):  # dL/dU[a, b] += Gt[a, b] @ V[a, b]^T
+                blas.gemm(functions, _block(gt, e, c_out, tiles), False, _block(v, e, c_in, tiles), True,
+                          grads_u[p, e], 1.0)
+
+
+@njit(cache=True, nogil=True)
+def _sixteen_blocks(buffer, rows: int, columns: int):
+    """A C-contiguous (16, rows * columns + 16) array at the start of a scratch row: block k, the
+    (rows, columns) matrix of entry k of the 4x4 products, is its row k (``_block``). The transforms
+    read or write all 16 blocks at once, and 16 streams a power of two apart would share cache sets,
+    hence the 16 entries between blocks."""
+    return buffer[:16 * (rows * columns + 16)].reshape(16, rows * columns + 16)
+
+
+@njit(cache=True, nogil=True)
+def _block(blocks, k: int, rows: int, columns: int):
+    """Block k of _sixteen_blocks as a (rows, columns) matrix."""
+    return blocks[k, :rows * columns].reshape(rows, columns)
 
 
 def input_gradient(g, weight, image_size, padding):

@@ -2,9 +2,10 @@
 
 ``im2col`` copies every receptive field of a batch of images into one column of a patch matrix,
 ``col2im`` (its adjoint) adds a patch matrix back onto the pixels its entries came from; see
-``minidl.kernels.reference.conv`` for the maths and a NumPy version of each. These versions write
-straight into an output (``out``) and can stop at a band of output rows (``band``), so that the
-fast convolution (``conv_fast.py``) can work tile by tile in buffers it reuses.
+``minidl.kernels.reference.conv`` for the maths and a NumPy version of each. The Numba functions
+``im2col_band`` and ``col2im_band`` work on a range of images and a band of output rows, writing
+into (or adding into) arrays they are given, so that the fast convolution (``conv_fast.py``) can
+call them tile by tile, in buffers it reuses, from its parallel loops.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ def _valid_outputs(offset, size, stride, out_size):
 # assignments cost more than the copy itself (timings in benchmarks/README.md). Nothing checks
 # bounds: every index stays inside x and cols because _valid_outputs clips the ranges to both.
 @njit(cache=True)
-def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, out_w):
-    """Fill the kW rows (c, i, 0..kW-1) of cols, where task = c * kH + i, for every image and the
-    output rows oy in band = (row0, row1)."""
-    n_batch, channels, height, width = x.shape
+def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, images, band, out_w):
+    """Fill the kW rows (c, i, 0..kW-1) of cols, where task = c * kH + i, for the images n in
+    images = (n0, n1) and the output rows oy in band = (row0, row1); column (n - n0, oy - row0, ox)."""
+    channels, height, width = x.shape[1:]
     kh, kw = kernel_size
     row0, row1 = band
     c, i = task // kh, task % kh
@@ -41,7 +42,7 @@ def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, ou
         x_offset = j * dilation[1] - padding[1]
         x_lo, x_hi = _valid_outputs(x_offset, width, stride[1], out_w)
         t = (task * kw + j) * cols.shape[1]  # start of cols row (c, i, j)
-        for n in range(n_batch):
+        for n in range(images[0], images[1]):
             row_start = (n * channels + c) * height * width + x_offset  # x[n, c, 0, x_offset], flat
             for oy in range(row0, row1):
                 if y_lo <= oy < y_hi:
@@ -59,9 +60,11 @@ def _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, ou
 
 
 @njit(cache=True, nogil=True)
-def _im2col_all(x, cols, kernel_size, stride, padding, dilation, band, out_w):
+def im2col_band(x, cols, kernel_size, stride, padding, dilation, images, band, out_w):
+    """The patch matrix of the images n0 <= n < n1 (images = (n0, n1)) of a C-contiguous x and the output
+    rows in band, written into cols (C*kH*kW, (n1 - n0)*(row1 - row0)*out_w); callable from Numba kernels."""
     for task in range(x.shape[1] * kernel_size[0]):
-        _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, band, out_w)
+        _im2col_rows(x, cols, task, kernel_size, stride, padding, dilation, images, band, out_w)
 
 
 def im2col(x, kernel_size, stride, padding, dilation, output_size, band=None, out=None):
@@ -77,18 +80,20 @@ def im2col(x, kernel_size, stride, padding, dilation, output_size, band=None, ou
     n_batch, channels = x.shape[:2]
     shape = (channels * kernel_size[0] * kernel_size[1], n_batch * (band[1] - band[0]) * output_size[1])
     cols = np.empty(shape, dtype=x.dtype) if out is None else out
-    _im2col_all(np.ascontiguousarray(x), cols, tuple(kernel_size), stride, padding, dilation, band, output_size[1])
+    im2col_band(np.ascontiguousarray(x), cols, tuple(kernel_size), stride, padding, dilation, (0, n_batch), band,
+                output_size[1])
     return cols
 
 
 @njit(cache=True)
-def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, band, out_w):
-    """Add the entries of cols that came from plane (n, c) of image back onto it, where task = n * C + c,
-    for the output rows oy in band = (row0, row1) (cols holds only those)."""
+def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, first_image, band, out_w):
+    """Add the entries of cols that came from plane (n, c) of image back onto it, where
+    task = (n - first_image) * C + c (cols holds the images from first_image on, and only the output
+    rows oy in band = (row0, row1))."""
     channels, height, width = image.shape[1:]
     kh, kw = kernel_size
     row0, row1 = band
-    n, c = task // channels, task % channels
+    n, c = task // channels, task % channels  # n counts from first_image
     source, target = cols.reshape(-1), image.reshape(-1)
     for i in range(kh):
         y_offset = i * dilation[0] - padding[0]
@@ -96,9 +101,10 @@ def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, ban
         for j in range(kw):
             x_offset = j * dilation[1] - padding[1]
             x_lo, x_hi = _valid_outputs(x_offset, width, stride[1], out_w)
-            # cols entry (c, i, j), (n, oy, ox) of this band; image entry (n, c, oy*sh + y_offset, ox*sw + x_offset)
+            # cols entry (c, i, j), (n, oy, ox) of this band;
+            # image entry (first_image + n, c, oy*sh + y_offset, ox*sw + x_offset)
             s = ((c * kh + i) * kw + j) * cols.shape[1] + (n * (row1 - row0) - row0) * out_w
-            row_start = task * height * width + x_offset  # image[n, c, 0, x_offset], flat
+            row_start = (first_image * channels + task) * height * width + x_offset  # the plane's x_offset column, flat
             for oy in range(max(y_lo, row0), y_hi):
                 s_row = s + oy * out_w
                 t_row = row_start + (oy * stride[0] + y_offset) * width
@@ -107,9 +113,11 @@ def _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, ban
 
 
 @njit(cache=True, nogil=True)
-def _col2im_all(cols, image, kernel_size, stride, padding, dilation, band, out_w):
-    for task in range(image.shape[0] * image.shape[1]):
-        _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, band, out_w)
+def col2im_band(cols, image, kernel_size, stride, padding, dilation, images, band, out_w):
+    """col2im of the images n0 <= n < n1 (images = (n0, n1)) and the output rows in band, added into the
+    C-contiguous image (N, C, H, W); callable from Numba kernels."""
+    for task in range((images[1] - images[0]) * image.shape[1]):
+        _col2im_plane(cols, image, task, kernel_size, stride, padding, dilation, images[0], band, out_w)
 
 
 def col2im(cols, image_size, kernel_size, stride, padding, dilation, output_size):
@@ -120,11 +128,6 @@ def col2im(cols, image_size, kernel_size, stride, padding, dilation, output_size
     """
     kernel_area, plane = kernel_size[0] * kernel_size[1], output_size[0] * output_size[1]
     image = np.zeros((cols.shape[1] // plane, cols.shape[0] // kernel_area, *image_size), dtype=cols.dtype)
-    col2im_add(cols, image, kernel_size, stride, padding, dilation, output_size)
+    col2im_band(np.ascontiguousarray(cols), image, tuple(kernel_size), stride, padding, dilation, (0, len(image)),
+                (0, output_size[0]), output_size[1])
     return image
-
-
-def col2im_add(cols, image, kernel_size, stride, padding, dilation, output_size, band=None):
-    """col2im of the output rows in band = (row0, row1) (default all), added into a C-contiguous (N, C, H, W) array."""
-    band = (0, output_size[0]) if band is None else tuple(band)
-    _col2im_all(np.ascontiguousarray(cols), image, tuple(kernel_size), stride, padding, dilation, band, output_size[1])

@@ -1,44 +1,39 @@
-"""Run the pieces of one kernel call on a small pool of threads, each with a single-threaded BLAS.
+"""What the parallel kernels share: how many parts to cut work into, single-threaded BLAS while they
+run, per-part scratch buffers, and matrix products on Numba's threads.
 
-Why: each thread runs im2col on its own share of the images and then the matrix product on the
-patch matrix it has just written and still holds in its cache, instead of one im2col followed by
-one product on all of BLAS's threads (timings in ``benchmarks/README.md``).
-
-``run(parts, work)`` calls ``work(part)`` for every part, one per thread: the calling thread and
-``numba.get_num_threads() - 1`` pool threads (Numba's kernels release the GIL, and so do NumPy's
-products). Meanwhile the BLAS libraries are held to one thread through threadpoolctl, so the
-workers and BLAS's own threads never compete for the cores. Where threadpoolctl finds no BLAS it
-can control, ``workers()`` is 1 and everything runs on the calling thread with BLAS as it is.
+Why: the convolution fast paths cut their work into one part per Numba thread and run every part in
+one parallel Numba loop (``prange``) that calls BLAS from inside (``blas.py``); each thread copies its
+own tiles (im2col, the Winograd transforms) and multiplies them while they are still in its cache.
+BLAS must then run single-threaded, or its own threads would fight Numba's for the cores. Starting
+a parallel loop on Numba's threads costs a few microseconds with its OpenMP layer, against ~100 us to
+wake a sleeping thread of a Python pool on this project's virtual machine (timings in
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from numba import njit, prange
 from threadpoolctl import ThreadpoolController
+
+from . import blas
 
 
 @functools.lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
+def _blas_controller() -> ThreadpoolController:
     """The BLAS libraries loaded in this process (NumPy's among them), found once (a search reads every loaded library)."""
     return ThreadpoolController().select(user_api="blas")
 
 
 def workers() -> int:
-    """How many threads ``run`` uses: Numba's thread count, or 1 when no BLAS can be held to one thread."""
-    return numba.get_num_threads() if _blas().lib_controllers else 1
-
-
-@functools.lru_cache(maxsize=None)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minidl-kernel")
+    """How many parts the parallel kernels cut their work into: Numba's thread count."""
+    return numba.get_num_threads()
 
 
 # A BLAS thread count is one number for the whole process, and minidl may be called from several
@@ -49,12 +44,12 @@ _blas_limit = None
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
+def single_threaded_blas():
     """Hold every BLAS library to one thread inside the block (nested and concurrent blocks share one limit)."""
     global _blas_holders, _blas_limit
     with _blas_lock:
         if _blas_holders == 0:
-            _blas_limit = _blas().limit(limits=1)
+            _blas_limit = _blas_controller().limit(limits=1)
         _blas_holders += 1
     try:
         yield
@@ -66,10 +61,9 @@ def _single_threaded_blas():
 
 
 def _after_fork_in_child():
-    """A forked child has none of the parent's pool threads (a cached pool would wait for ever) and
-    none of its holders: start afresh, with the BLAS thread counts from before the parent's limit."""
+    """A forked child has none of the parent's other threads, so none of its holders: start afresh,
+    with the BLAS thread counts from before the parent's limit."""
     global _blas_lock, _blas_holders
-    _pool.cache_clear()
     _blas_lock = threading.Lock()
     if _blas_holders:
         _blas_limit.restore_original_limits()
@@ -78,49 +72,58 @@ def _after_fork_in_child():
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
-
-def run(parts: list, work) -> list:
-    """[work(part) for part in parts]: the first part on the calling thread, the others on the pool's
-    threads, all with single-threaded BLAS (one part, or no BLAS thread control: everything on the
-    calling thread with BLAS as it is). Returns or raises only when every part has stopped."""
-    if len(parts) == 1 or workers() == 1:
-        return [work(part) for part in parts]
-    with _single_threaded_blas():
-        others = [_pool(len(parts) - 1).submit(work, part) for part in parts[1:]]
-        try:
-            first = work(parts[0])  # the calling thread works instead of waiting idle
-        except BaseException:
-            for future in others:  # the parts not started yet
-                future.cancel()
-            raise
-        finally:
-            concurrent.futures.wait(others)  # no part may still be writing when run returns or raises
-        return [first] + [future.result() for future in others]
+_scratch = threading.local()
 
 
-# Handing work to another thread costs ~50 us, so smaller products run whole on the calling thread.
+def scratch(slot, parts: int, size: int, dtype) -> np.ndarray:
+    """A C-contiguous (parts, size) array, one row per part, in a buffer that the calling thread keeps
+    for ``slot`` (grown to the largest request seen; valid until its next request for the same slot).
+    A freshly allocated large array page-faults on its first write to every 4 kB page; a kept one does not."""
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    nbytes = parts * size * np.dtype(dtype).itemsize
+    if slot not in buffers or buffers[slot].nbytes < nbytes:
+        buffers[slot] = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buffers[slot][:nbytes].view(dtype).reshape(parts, size)
+
+
+# A product smaller than this many multiply-adds runs whole on the calling thread (a parallel start
+# and the split cost more than they save).
 SHARED_PRODUCT = 1 << 24
 
 
 def matmul(a, b):
     """a @ b with NumPy's rules, never on BLAS's own threads (they spin for a while after each product
-    and take the cores from the convolution workers that run next): on the calling thread with
-    single-threaded BLAS, or for products of at least SHARED_PRODUCT multiply-adds with the rows of
-    the result shared among the workers (a batch of products with fewer rows than workers stays on
-    the calling thread)."""
-    count = workers()
-    if count == 1:
-        return a @ b
-    rows = a.shape[-2] if a.ndim >= 2 else 1
-    if a.ndim < 2 or b.ndim < 2 or rows < count or np.size(a) * b.shape[-1] < SHARED_PRODUCT:
-        with _single_threaded_blas():
+    and take the cores from the parallel kernels that run next): 2-D float products of at least
+    SHARED_PRODUCT multiply-adds have the rows of the result shared among Numba's threads, anything
+    else runs on the calling thread with single-threaded BLAS."""
+    functions = blas.functions()
+    shared = (functions is not None and workers() > 1 and a.ndim == b.ndim == 2 and a.dtype == b.dtype
+              and a.dtype in (np.float32, np.float64) and len(a) >= workers()
+              and a.size * b.shape[1] >= SHARED_PRODUCT)
+    if not shared:
+        with single_threaded_blas():
             return a @ b
-    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), rows, b.shape[-1]), dtype=np.result_type(a, b))
-    edges = [k * rows // count for k in range(count + 1)]
-
-    def work(bounds):
-        low, high = bounds
-        np.matmul(a[..., low:high, :], b, out=out[..., low:high, :])
-
-    run(list(zip(edges, edges[1:])), work)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    (a, transpose_a), (b, transpose_b) = _rows_contiguous(a), _rows_contiguous(b)
+    with single_threaded_blas():
+        _shared_product(functions, a, transpose_a, b, transpose_b, out, workers())
     return out
+
+
+def _rows_contiguous(m):
+    """(m or m.T, transposed) such that the array passed to BLAS has contiguous rows (a copy when neither has)."""
+    if m.strides[1] == m.itemsize:
+        return m, False
+    if m.strides[0] == m.itemsize:
+        return m.T, True
+    return np.ascontiguousarray(m), False
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _shared_product(functions, a, transpose_a, b, transpose_b, out, parts):
+    """out = op(a) @ op(b), the rows of out cut into ``parts`` bands, one per thread."""
+    rows = out.shape[0]
+    for part in prange(parts):
+        low, high = part * rows // parts, (part + 1) * rows // parts
+        a_rows = a[:, low:high] if transpose_a else a[low:high]
+        blas.gemm(functions, a_rows, transpose_a, b, transpose_b, out[low:high], 0.0)

@@ -12,7 +12,7 @@ from .elementwise import unbroadcast
 class MatMul(Function):
     """y = a @ b;  dL/da = g @ b^T,  dL/db = a^T @ g  (batch dims un-broadcast; 1-d operands promoted).
 
-    ``workers.matmul(a, b)`` is ``a @ b`` computed on minidl's worker threads rather than BLAS's own."""
+    ``workers.matmul(a, b)`` is ``a @ b`` computed on Numba's threads rather than BLAS's own."""
 
     def forward(self, a, b):
         self.a, self.b = a, b
