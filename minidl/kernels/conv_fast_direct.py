@@ -91,6 +91,7 @@ def _forward(x, matrix, taps, padding, band_rows, band_height, y):
     row_length = width + 2 * padding[1]
     tap_count = taps.shape[0]
     bands = -(-out_h // band_rows)
+    outputs = y.reshape(-1)  # y is C-contiguous
     for task in prange(n_batch * bands):
         n, oy0 = task // bands, task % bands * band_rows
         rows = min(band_rows, out_h - oy0)
@@ -131,9 +132,9 @@ def _forward(x, matrix, taps, padding, band_rows, band_height, y):
                     t += 1
             for o in range(o0, min(o0 + CHANNELS_PER_PASS, c_out)):
                 for r in range(rows):  # the wide rows' first W_out entries
-                    line, first = y[n, o, oy0 + r], (o - o0) * length + r * row_length
+                    first, line = (o - o0) * length + r * row_length, ((n * c_out + o) * out_h + oy0 + r) * out_w
                     for ox in range(out_w):
-                        line[ox] = acc[np.uint64(first + ox)]
+                        outputs[np.uint64(line + ox)] = acc[np.uint64(first + ox)]
 
 
 @njit(cache=True, parallel=True, fastmath=REORDER_SUMS)
@@ -177,30 +178,15 @@ def _weight_gradient(x, g, taps, padding, band_rows, band_height, parts):
                             k = np.uint64(q)
                             x0, x1, x2 = band[np.uint64(s0 + q)], band[np.uint64(s1 + q)], band[np.uint64(s2 + q)]
                             g0, g1, g2, g3 = upstream[a0 + k], upstream[a1 + k], upstream[a2 + k], upstream[a3 + k]
-                            d00 += g0 * x0
-                            d01 += g0 * x1
-                            d02 += g0 * x2
-                            d10 += g1 * x0
-                            d11 += g1 * x1
-                            d12 += g1 * x2
-                            d20 += g2 * x0
-                            d21 += g2 * x1
-                            d22 += g2 * x2
-                            d30 += g3 * x0
-                            d31 += g3 * x1
-                            d32 += g3 * x2
-                        own[o0, t] += d00
-                        own[o0, t + 1] += d01
-                        own[o0, t + 2] += d02
-                        own[o0 + 1, t] += d10
-                        own[o0 + 1, t + 1] += d11
-                        own[o0 + 1, t + 2] += d12
-                        own[o0 + 2, t] += d20
-                        own[o0 + 2, t + 1] += d21
-                        own[o0 + 2, t + 2] += d22
-                        own[o0 + 3, t] += d30
-                        own[o0 + 3, t + 1] += d31
-                        own[o0 + 3, t + 2] += d32
+                            d00, d01, d02 = d00 + g0 * x0, d01 + g0 * x1, d02 + g0 * x2
+                            d10, d11, d12 = d10 + g1 * x0, d11 + g1 * x1, d12 + g1 * x2
+                            d20, d21, d22 = d20 + g2 * x0, d21 + g2 * x1, d22 + g2 * x2
+                            d30, d31, d32 = d30 + g3 * x0, d31 + g3 * x1, d32 + g3 * x2
+                        for o, (e0, e1, e2) in enumerate(((d00, d01, d02), (d10, d11, d12), (d20, d21, d22),
+                                                          (d30, d31, d32))):
+                            own[o0 + o, t] += e0
+                            own[o0 + o, t + 1] += e1
+                            own[o0 + o, t + 2] += e2
                         t += TAPS_PER_PASS
                     else:  # the last one or two taps, 1 tap x 4 channels
                         s0 = taps[t] + shift
@@ -212,10 +198,8 @@ def _weight_gradient(x, g, taps, padding, band_rows, band_height, parts):
                             d10 += upstream[a1 + k] * x0
                             d20 += upstream[a2 + k] * x0
                             d30 += upstream[a3 + k] * x0
-                        own[o0, t] += d00
-                        own[o0 + 1, t] += d10
-                        own[o0 + 2, t] += d20
-                        own[o0 + 3, t] += d30
+                        for o, e0 in enumerate((d00, d10, d20, d30)):
+                            own[o0 + o, t] += e0
                         t += 1
 
 
