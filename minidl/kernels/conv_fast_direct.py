@@ -8,24 +8,26 @@ patch matrix. With x_padded the zero-padded input and t = (c, i, j) the taps of 
     dL/dw[o, t]      = sum_{n, oy, ox} g[n, o, oy, ox] * x_padded[n, c, oy + i*dh, ox + j*dw]
 
 Why it is faster when C_in * kH * kW is small (``applies``): the patch matrix then has only that many
-rows (27 for RGB and a 3x3 kernel), so its products are thin and im2col's copy of kH * kW values per
-input pixel costs more than the multiply-adds. Here each tap is a shifted read of the padded input,
-which is copied once, a band of rows at a time, into a buffer that stays in the core's cache.
+rows (27 for RGB and a 3x3 kernel), so its products are thin and im2col's copy of kH * kW values
+per input pixel costs about as much as the multiply-adds. Here each tap is a shifted read of the
+padded input, which is copied once, a band of rows at a time, into a buffer that stays in cache.
 
 How the loops are laid out (timings in ``benchmarks/README.md``):
 
 - Wide rows. Output row oy at tap (c, i, j) reads padded row oy + i*dh from column j*dw on. Laid out
   with the padded rows' length Wp instead of W_out, a band of output rows at one tap is one shifted
-  run of the padded band: ``acc[q] += w[o, t] * band[taps[t] + q]`` for q over the whole band, a
-  loop long enough for LLVM to vectorise (one row of 28 or 64 outputs is not). The Wp - W_out
-  entries between rows are computed and dropped (forward) or multiplied by zeros of g (dL/dw).
+  run of the padded band: ``acc[q] += w[o, t] * band[taps[t] + q]`` for q over the whole band, one
+  long SIMD loop instead of a short one per row. The Wp - W_out entries between rows are computed
+  and dropped (forward) or multiplied by zeros of g (dL/dw: exact zeros unless the band holds inf or
+  NaN, and such a band is summed one row at a time).
 - Register blocks. Each pass over a band reads 3 taps and updates 4 output channels, so every value
-  loaded serves 4 multiply-adds and every sum stored 3 (a pass per tap and channel was bound by its
-  loads and stores, not by the arithmetic).
+  loaded serves 4 multiply-adds and every sum stored 3 (a pass per tap and channel took about 3x as
+  long).
 - Threads: the bands of all images in parallel (``prange``). Each band sums its part of dL/dw into a
   slot of its own, and the slots are added in order afterwards: the result depends on the shapes,
   not on the number of threads or on which finishes first.
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,8 +55,8 @@ def applies(kernel_size, stride, c_in: int) -> bool:
 
 # The loops index flat arrays with unsigned integers (np.uint64): Numba wraps a negative signed index
 # around, and that per-element check keeps LLVM from vectorising the loop (see im2col.py). Every index
-# stays inside its array: a band of `rows` output rows reads rows .. rows + (kH-1)*dh - 1 of its padded
-# input band, and column ox + (kW-1)*dw <= Wp - 1 of a row.
+# stays inside its array: a band of `rows` output rows reads rows 0 .. rows - 1 + (kH-1)*dh of its
+# padded input band (band_height rows), and in a row the columns 0 .. W_out - 1 + (kW-1)*dw <= Wp - 1.
 @njit(cache=True)
 def _padded_band(x, n, row0, padding, band, band_height):
     """band[c, r, :] = row row0 + r of image n of x zero-padded, for every channel c and r < band_height
