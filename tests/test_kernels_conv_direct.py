@@ -172,7 +172,7 @@ def test_gradients_through_the_direct_path(case, with_bias):
 # ---------------------------------------------------------------- which layers take the path
 
 
-def direct_calls(model, x_shape, upstream_classes=None):
+def direct_calls(model, x_shape):
     """Forward and backward of ``model`` on a random float32 batch (the input needs no gradient, as for a
     first layer); returns the x shapes that the direct forward and weight gradient were called with."""
     with mock.patch.object(direct, "conv2d_forward", wraps=direct.conv2d_forward) as forward, \
