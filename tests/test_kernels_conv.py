@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import minidl.functional as F
 from minidl import Tensor
 from minidl.kernels import conv as kernels
-from minidl.kernels import conv_fast, conv_fast_winograd
+from minidl.kernels import conv_fast, conv_fast_direct, conv_fast_winograd
 from minidl.kernels import im2col as im2col_kernels
 from minidl.kernels import workers
 from minidl.kernels.conv import conv_output_size
@@ -265,7 +265,8 @@ def test_each_image_goes_to_one_tile_of_one_worker(n_batch):
     workers' shares, so dL/dx and dL/dW of that image were added twice)."""
     per_image = 2 * 3 * 3 * 5 * 4  # patch-matrix entries of one (2, 5, 4) image: groups of 3 images
     with mock.patch.object(workers, "workers", return_value=2), \
-            mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 3 * per_image):
+            mock.patch.object(conv_fast, "CHUNK_ELEMENTS", 3 * per_image), \
+            mock.patch.object(conv_fast_direct, "MAX_PATCH_ROWS", 0):  # dL/dW too through the tiles
         parts = conv_fast.parts(n_batch, 5, per_image // 5, rows_may_split=False)
         covered = [i for tiles in parts for images, _ in tiles for i in range(n_batch)[images]]
         assert sorted(covered) == list(range(n_batch))
@@ -289,9 +290,10 @@ def winograd_cases(draw, max_elements=300):
 @contextlib.contextmanager
 def winograd_for_every_3x3_convolution():
     """The Winograd path serves few channels and odd sizes too (by default it waits for 16 x 16 channels
-    and an output its tiles cover with little waste)."""
+    and an output its tiles cover with little waste, and the fewest input channels take the direct sums)."""
     with mock.patch.object(conv_fast_winograd, "MIN_CHANNEL_PRODUCT", 1), \
-            mock.patch.object(conv_fast_winograd, "MAX_TILE_WASTE", 4.0):
+            mock.patch.object(conv_fast_winograd, "MAX_TILE_WASTE", 4.0), \
+            mock.patch.object(conv_fast_direct, "MAX_PATCH_ROWS", 0):
         yield
 
 

@@ -10,17 +10,19 @@ W the weight as a (C_out, C_in*kH*kW) matrix and g = dL/dy as a (C_out, N*H_out*
 
 The functions below compute exactly that, tile by tile on worker threads (``conv_fast.py``), except
 3x3, stride-1 convolutions of many channels, which take Winograd's F(2x2, 3x3) with 2.25x fewer
-multiply-adds (``conv_fast_winograd.py``: the same sums in another order), and
+multiply-adds (``conv_fast_winograd.py``: the same sums in another order), and the forward and dL/dW
+of stride-1 convolutions of few input channels (a first layer), whose thin patch matrix is not worth
+its copy: they are summed directly (``conv_fast_direct.py``); and
 each has a NumPy twin of the same name in the reference module, except
 ``conv2d_forward_and_backward_weight``, which the tests compare with the twins of its two products.
-The fast paths call NumPy's OpenBLAS from Numba (``blas.py``); where there is none to call, the
-functions below compute with those NumPy twins instead.
+The im2col and Winograd paths call NumPy's OpenBLAS from Numba (``blas.py``); where there is none to
+call, the functions below compute with those NumPy twins instead.
 Sizes follow PyTorch; kernel_size, stride, padding, dilation and output sizes are (h, w) pairs.
 """
 
 from __future__ import annotations
 
-from . import blas, conv_fast, conv_fast_winograd
+from . import blas, conv_fast, conv_fast_direct, conv_fast_winograd
 from .im2col import col2im, im2col  # noqa: F401  (public here, beside their twins' names)
 from .reference import conv as reference
 
@@ -43,6 +45,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, output_size):
     c_out, c_in = weight.shape[:2]
     if blas.functions() is None:
         return reference.conv2d_forward(x, weight, stride, padding, dilation, output_size)
+    if conv_fast_direct.applies(weight.shape[2:], stride, c_in):
+        return conv_fast_direct.conv2d_forward(x, weight, padding, dilation, output_size)
     if conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_in, c_out, output_size):
         return conv_fast_winograd.conv2d_forward(x, weight, padding, output_size)
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight)[0]
@@ -62,6 +66,8 @@ def conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation):
     """dL/dW = g @ im2col(x)^T:  g (N, C_out, H_out, W_out), x (N, C_in, H, W) -> (C_out, C_in, kH, kW)."""
     if blas.functions() is None:
         return reference.conv2d_backward_weight(g, x, kernel_size, stride, padding, dilation)
+    if conv_fast_direct.applies(kernel_size, stride, x.shape[1]):
+        return conv_fast_direct.weight_gradient(g, x, kernel_size, padding, dilation)
     if conv_fast_winograd.applies(kernel_size, stride, dilation, x.shape[1], g.shape[1], g.shape[2:]):
         return conv_fast_winograd.weight_gradient(g, x, padding)
     return conv_fast.patch_products(x, kernel_size, stride, padding, dilation, g.shape[2:], g=g)[1]
@@ -74,8 +80,9 @@ def conv2d_forward_and_backward_weight(x, weight, g, stride, padding, dilation, 
     gradient, its dL/dW the weight gradient of that conv2d), and sharing the patch matrix saves a
     pass over it.
     """
-    if blas.functions() is None or conv_fast_winograd.applies(weight.shape[2:], stride, dilation, x.shape[1],
-                                                               weight.shape[0], output_size):
+    c_out, c_in = weight.shape[:2]
+    if (blas.functions() is None or conv_fast_direct.applies(weight.shape[2:], stride, c_in)
+            or conv_fast_winograd.applies(weight.shape[2:], stride, dilation, c_in, c_out, output_size)):
         return (conv2d_forward(x, weight, stride, padding, dilation, output_size),
                 conv2d_backward_weight(g, x, weight.shape[2:], stride, padding, dilation))
     return conv_fast.patch_products(x, weight.shape[2:], stride, padding, dilation, output_size, weight=weight, g=g)
