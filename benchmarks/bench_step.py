@@ -253,18 +253,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import numba
-
-    threads = numba.get_num_threads()
     torch_available = False
     if not args.no_torch:
         try:
+            # before anything starts Numba's threads: torch then loads its own libgomp, as in a program
+            # without minidl (loaded after Numba's, it would share Numba's, and its Adam step took 60
+            # instead of 6 ms on this machine)
             import torch
 
-            torch.set_num_threads(threads)
             torch_available = True
         except ImportError:
             print("bench_step: torch is not installed (pip install torch==2.13.0): timing minidl alone")
+    import numba
+
+    threads = numba.get_num_threads()
+    if torch_available:
+        torch.set_num_threads(threads)
     print(f"float32, {threads} threads (Numba{' and torch' if torch_available else ''}), median of "
           f"{args.rounds} alternating rounds x {args.repeat} steps, load average {os.getloadavg()[0]:.1f}")
     results = {name: benchmark_model(name, args.repeat, args.rounds, not args.no_memory, torch_available)

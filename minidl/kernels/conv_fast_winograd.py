@@ -31,8 +31,6 @@ Numba loop that calls BLAS itself (``blas.gemm``), with V and M in scratch buffe
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import njit, prange
 
@@ -51,7 +49,6 @@ PIECE_ELEMENTS = 1 << 16
 MIN_PIECE_TILES = 256
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-_G_KRON_G = np.kron(_G, _G)  # [4a + b, 3i + j] = G[a, i] G[b, j]
 
 
 def applies(kernel_size, stride, dilation, c_in: int, c_out: int, output_size) -> bool:
@@ -65,9 +62,74 @@ def applies(kernel_size, stride, dilation, c_in: int, c_out: int, output_size) -
 
 def weight_transform(weight):
     """U[4a + b, o, c] = (G w[o, c] G^T)[a, b] = sum_{i, j} G[a, i] G[b, j] w[o, c, i, j]:
-    weight (C_out, C_in, 3, 3) -> (16, C_out, C_in), one product with the Kronecker product of G with itself."""
+    weight (C_out, C_in, 3, 3), any strides -> (16, C_out, C_in), block k a view into row k of a
+    (16, C_out * C_in + 16) array (``_sixteen_blocks``: 16 write streams a power of two apart would
+    share cache sets)."""
     c_out, c_in = weight.shape[:2]
-    return workers.matmul(_G_KRON_G.astype(weight.dtype), weight.reshape(-1, 9).T).reshape(16, c_out, c_in)
+    u = np.empty((16, c_out * c_in + 16), dtype=weight.dtype)[:, :c_out * c_in].reshape(16, c_out, c_in)
+    _filter_transforms(weight, u)
+    return u
+
+
+@njit(cache=True, nogil=True)
+def _g(v0, v1, v2):
+    """G @ (v0, v1, v2): the four rows of G (above) applied to a column of a filter."""
+    return v0, 0.5 * (v0 + v1 + v2), 0.5 * (v0 - v1 + v2), v2
+
+
+@njit(cache=True, nogil=True)
+def _g_transposed(x0, x1, x2, x3):
+    """G^T @ (x0, x1, x2, x3)."""
+    return x0 + 0.5 * (x1 + x2), 0.5 * (x1 - x2), 0.5 * (x1 + x2) + x3
+
+
+@njit(cache=True, nogil=True)
+def _filter_transform(weight, u, o):
+    """u[4a + b, o, c] = (G w G^T)[a, b] for the 3x3 filters w = weight[o, c] of output channel o."""
+    for c in range(weight.shape[1]):
+        p0, p1, p2, p3 = _g(weight[o, c, 0, 0], weight[o, c, 1, 0], weight[o, c, 2, 0])  # G w, column 0
+        q0, q1, q2, q3 = _g(weight[o, c, 0, 1], weight[o, c, 1, 1], weight[o, c, 2, 1])
+        r0, r1, r2, r3 = _g(weight[o, c, 0, 2], weight[o, c, 1, 2], weight[o, c, 2, 2])
+        u[0, o, c], u[1, o, c], u[2, o, c], u[3, o, c] = _g(p0, q0, r0)  # row a of G w, times G^T
+        u[4, o, c], u[5, o, c], u[6, o, c], u[7, o, c] = _g(p1, q1, r1)
+        u[8, o, c], u[9, o, c], u[10, o, c], u[11, o, c] = _g(p2, q2, r2)
+        u[12, o, c], u[13, o, c], u[14, o, c], u[15, o, c] = _g(p3, q3, r3)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _filter_transforms(weight, u):
+    """_filter_transform of every output channel, shared among Numba's threads."""
+    for o in prange(weight.shape[0]):
+        _filter_transform(weight, u, o)
+
+
+@njit(cache=True, nogil=True)
+def _filter_gradient(grads_u, grad_w, o):
+    """grad_w[o, c] = G^T dU G for dU[a, b] = sum over parts p (in order) of grads_u[p, 4a + b, o, c]:
+    the adjoint of _filter_transform."""
+    c_in = grads_u.shape[3]
+    d = np.empty((16, c_in), dtype=grads_u.dtype)  # dU of every filter of channel o
+    for k in range(16):
+        for c in range(c_in):
+            d[k, c] = grads_u[0, k, o, c]
+        for p in range(1, grads_u.shape[0]):
+            for c in range(c_in):
+                d[k, c] += grads_u[p, k, o, c]
+    for c in range(c_in):
+        p0, p1, p2 = _g_transposed(d[0, c], d[4, c], d[8, c], d[12, c])  # G^T dU, column 0
+        q0, q1, q2 = _g_transposed(d[1, c], d[5, c], d[9, c], d[13, c])
+        r0, r1, r2 = _g_transposed(d[2, c], d[6, c], d[10, c], d[14, c])
+        s0, s1, s2 = _g_transposed(d[3, c], d[7, c], d[11, c], d[15, c])
+        grad_w[o, c, 0, 0], grad_w[o, c, 0, 1], grad_w[o, c, 0, 2] = _g_transposed(p0, q0, r0, s0)
+        grad_w[o, c, 1, 0], grad_w[o, c, 1, 1], grad_w[o, c, 1, 2] = _g_transposed(p1, q1, r1, s1)
+        grad_w[o, c, 2, 0], grad_w[o, c, 2, 1], grad_w[o, c, 2, 2] = _g_transposed(p2, q2, r2, s2)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _filter_gradients(grads_u, grad_w):
+    """_filter_gradient of every output channel, shared among Numba's threads."""
+    for o in prange(grads_u.shape[2]):
+        _filter_gradient(grads_u, grad_w, o)
 
 
 # The loops below index with unsigned integers (np.uint64) where they are hot: Numba wraps a negative
@@ -242,12 +304,15 @@ def weight_gradient(g, x, padding):
     c_out = g.shape[1]
     tiles_w = -(-g.shape[3] // 2)
     table, counts, largest = _pieces(n_batch, -(-g.shape[2] // 2), tiles_w, c_in)
-    grads_u = np.zeros((len(counts), 16, c_out, c_in), dtype=x.dtype)
+    # each part's dL/dU, its 16 blocks C_out * C_in + 16 entries apart (see weight_transform)
+    grads_u = np.zeros((len(counts), 16, c_out * c_in + 16), dtype=x.dtype)[..., :c_out * c_in]
+    grads_u = grads_u.reshape(len(counts), 16, c_out, c_in)
     with workers.single_threaded_blas():
         _weight_gradient_parts(blas.functions(), g, x, grads_u, padding, table, counts, tiles_w,
                                *_buffers(len(counts), largest * tiles_w, c_in, c_out, x.dtype))
-    grad_u = functools.reduce(np.add, grads_u)  # the parts' sums, in a fixed order
-    return workers.matmul(grad_u.reshape(16, -1).T, _G_KRON_G.astype(x.dtype)).reshape(c_out, c_in, 3, 3)
+    grad_w = np.empty((c_out, c_in, 3, 3), dtype=x.dtype)
+    _filter_gradients(grads_u, grad_w)  # the parts' sums, added in a fixed order, then G^T dU G
+    return grad_w
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -283,5 +348,5 @@ def input_gradient(g, weight, image_size, padding):
     """dL/dx of a 3x3, stride-1 conv2d with padding p <= 2: the conv2d of g with the kernel flipped and
     its channel axes swapped, padding 2 - p:
     dL/dx[n, c, y, x] = sum_{o, i, j} g_padded[n, o, y + (2 - p) + i, x + (2 - p) + j] w[o, c, 2 - i, 2 - j]."""
-    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # a view: the weight transform reads any strides
     return conv2d_forward(g, flipped, (2 - padding[0], 2 - padding[1]), image_size)
