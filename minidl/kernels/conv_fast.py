@@ -134,8 +134,8 @@ def patch_products(x, kernel_size, stride, padding, dilation, output_size, weigh
     patch_rows = channels * kernel_size[0] * kernel_size[1]
     table, counts, largest = plan(n_batch, output_size[0], patch_rows * output_size[1], rows_may_split=True)
     columns = largest * output_size[1]
-    c_out = (weight if weight is not None else g).shape[0 if weight is not None else 1]
     forward, gradient = weight is not None, g is not None
+    c_out = weight.shape[0] if forward else g.shape[1]
     y = np.empty((n_batch, c_out, *output_size) if forward else (0, 0, 0, 0), dtype=x.dtype)
     matrix = np.ascontiguousarray(weight.reshape(c_out, -1) if forward else np.empty((0, 0), x.dtype))
     g = np.ascontiguousarray(g) if gradient else np.empty((0, 0, 0, 0), dtype=x.dtype)

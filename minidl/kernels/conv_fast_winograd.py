@@ -65,10 +65,16 @@ def weight_transform(weight):
     weight (C_out, C_in, 3, 3), any strides -> (16, C_out, C_in), block k a view into row k of a
     (16, C_out * C_in + 16) array (``_sixteen_blocks``: 16 write streams a power of two apart would
     share cache sets)."""
-    c_out, c_in = weight.shape[:2]
-    u = np.empty((16, c_out * c_in + 16), dtype=weight.dtype)[:, :c_out * c_in].reshape(16, c_out, c_in)
+    u = _filter_blocks(np.empty, (), *weight.shape[:2], weight.dtype)
     _filter_transforms(weight, u)
     return u
+
+
+def _filter_blocks(allocate, leading: tuple, c_out: int, c_in: int, dtype):
+    """A (*leading, 16, C_out, C_in) view of a new array (``allocate``: np.empty or np.zeros) whose 16
+    blocks lie C_out * C_in + 16 entries apart, as in ``_sixteen_blocks``."""
+    size = c_out * c_in
+    return allocate((*leading, 16, size + 16), dtype=dtype)[..., :size].reshape(*leading, 16, c_out, c_in)
 
 
 @njit(cache=True, nogil=True)
@@ -279,8 +285,8 @@ def _transformed_piece(x, v_buffer, padding, piece, tiles_w):
 
 def _pieces(n_batch: int, tiles_h: int, tiles_w: int, c_in: int) -> tuple:
     """The pieces (images, band of tile rows) of each part (``conv_fast.parts``) as ``conv_fast.plan``'s
-    arrays and largest piece, each piece's V about PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each band has output rows
-    of its own."""
+    arrays and largest piece, each piece's V about PIECE_ELEMENTS entries or MIN_PIECE_TILES tiles; each
+    band has output rows of its own."""
     return plan(n_batch, tiles_h, 16 * c_in * tiles_w, rows_may_split=True,
                 chunk=max(PIECE_ELEMENTS, 16 * c_in * MIN_PIECE_TILES))
 
@@ -304,9 +310,7 @@ def weight_gradient(g, x, padding):
     c_out = g.shape[1]
     tiles_w = -(-g.shape[3] // 2)
     table, counts, largest = _pieces(n_batch, -(-g.shape[2] // 2), tiles_w, c_in)
-    # each part's dL/dU, its 16 blocks C_out * C_in + 16 entries apart (see weight_transform)
-    grads_u = np.zeros((len(counts), 16, c_out * c_in + 16), dtype=x.dtype)[..., :c_out * c_in]
-    grads_u = grads_u.reshape(len(counts), 16, c_out, c_in)
+    grads_u = _filter_blocks(np.zeros, (len(counts),), c_out, c_in, x.dtype)  # each part's dL/dU
     with workers.single_threaded_blas():
         _weight_gradient_parts(blas.functions(), g, x, grads_u, padding, table, counts, tiles_w,
                                *_buffers(len(counts), largest * tiles_w, c_in, c_out, x.dtype))
