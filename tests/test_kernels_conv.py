@@ -432,9 +432,14 @@ def test_float32_stays_float32_and_inputs_are_not_mutated(op):
         np.testing.assert_array_equal(leaf.data, before)
 
 
-@pytest.mark.parametrize("op, w_shape", [("conv2d", (4, 3, 3, 3)), ("conv_transpose2d", (3, 4, 3, 3))])
+@pytest.mark.parametrize("op, w_shape", [("conv2d", (4, 3, 3, 3)), ("conv_transpose2d", (3, 4, 3, 3)),
+                                         ("conv2d", (16, 16, 3, 3))])  # direct sums, im2col, Winograd
 def test_empty_batch(op, w_shape):
-    x, w = Tensor(np.zeros((0, 3, 5, 6)), requires_grad=True), Tensor(random(w_shape), requires_grad=True)
+    c_in = w_shape[1] if op == "conv2d" else w_shape[0]
+    x, w = Tensor(np.zeros((0, c_in, 6, 6)), requires_grad=True), Tensor(random(w_shape), requires_grad=True)
+    filled = getattr(F, op)(Tensor(random((2, c_in, 6, 6))), w, padding=1)  # leaves values in the scratch buffers
+    filled.backward(random(filled.shape))
+    w.grad = None
     y = getattr(F, op)(x, w, padding=1)
     y.backward(np.zeros(y.shape))
     assert y.shape[0] == 0 and x.grad.shape == x.shape and not w.grad.any()

@@ -62,19 +62,21 @@ def applies(kernel_size, stride, dilation, c_in: int, c_out: int, output_size) -
 
 def weight_transform(weight):
     """U[4a + b, o, c] = (G w[o, c] G^T)[a, b] = sum_{i, j} G[a, i] G[b, j] w[o, c, i, j]:
-    weight (C_out, C_in, 3, 3), any strides -> (16, C_out, C_in), block k a view into row k of a
-    (16, C_out * C_in + 16) array (``_sixteen_blocks``: 16 write streams a power of two apart would
-    share cache sets)."""
-    u = _filter_blocks(np.empty, (), *weight.shape[:2], weight.dtype)
+    weight (C_out, C_in, 3, 3), any strides -> (16, C_out, C_in) in a scratch buffer (valid until the
+    calling thread's next weight_transform), block k a view into row k of a (16, C_out * C_in + 16)
+    array (``_sixteen_blocks``: 16 write streams a power of two apart would share cache sets)."""
+    u = _filter_blocks("winograd U", 1, *weight.shape[:2], weight.dtype)[0]
     _filter_transforms(weight, u)
     return u
 
 
-def _filter_blocks(allocate, leading: tuple, c_out: int, c_in: int, dtype):
-    """A (*leading, 16, C_out, C_in) view of a new array (``allocate``: np.empty or np.zeros) whose 16
-    blocks lie C_out * C_in + 16 entries apart, as in ``_sixteen_blocks``."""
+def _filter_blocks(slot: str, parts: int, c_out: int, c_in: int, dtype):
+    """A (parts, 16, C_out, C_in) view of scratch rows (``workers.scratch``; U is 4 MB for 256 x 256
+    channels, and a new array that size page-faulted for about 1 ms a call) whose 16 blocks lie
+    C_out * C_in + 16 entries apart, as in ``_sixteen_blocks``."""
     size = c_out * c_in
-    return allocate((*leading, 16, size + 16), dtype=dtype)[..., :size].reshape(*leading, 16, c_out, c_in)
+    rows = workers.scratch(slot, parts, 16 * (size + 16), dtype)
+    return rows.reshape(parts, 16, size + 16)[..., :size].reshape(parts, 16, c_out, c_in)
 
 
 @njit(cache=True, nogil=True)
@@ -310,7 +312,7 @@ def weight_gradient(g, x, padding):
     c_out = g.shape[1]
     tiles_w = -(-g.shape[3] // 2)
     table, counts, largest = _pieces(n_batch, -(-g.shape[2] // 2), tiles_w, c_in)
-    grads_u = _filter_blocks(np.zeros, (len(counts),), c_out, c_in, x.dtype)  # each part's dL/dU
+    grads_u = _filter_blocks("winograd dL/dU", len(counts), c_out, c_in, x.dtype)  # each part's dL/dU
     with workers.single_threaded_blas():
         _weight_gradient_parts(blas.functions(), g, x, grads_u, padding, table, counts, tiles_w,
                                *_buffers(len(counts), largest * tiles_w, c_in, c_out, x.dtype))
@@ -321,16 +323,19 @@ def weight_gradient(g, x, padding):
 
 @njit(cache=True, nogil=True, parallel=True)
 def _weight_gradient_parts(functions, g, x, grads_u, padding, table, counts, tiles_w, v_buffers, gt_buffers):
-    """weight_gradient's loop: part p's pieces on one thread, adding its dL/dU into grads_u[p]."""
+    """weight_gradient's loop: part p's pieces on one thread, summing its dL/dU into grads_u[p] (which the
+    first piece overwrites: the scratch rows hold old values)."""
     c_in, c_out = x.shape[1], g.shape[1]
     for p in prange(len(counts)):
+        if counts[p] == 0:
+            grads_u[p] = 0
         for k in range(counts[p]):
             images, band, tiles, v = _transformed_piece(x, v_buffers[p], padding, table[p, k], tiles_w)
             gt = _sixteen_blocks(gt_buffers[p], c_out, tiles)
             _upstream_transform(g, gt, images, band, tiles_w)
             for e in range(16):  # dL/dU[a, b] += Gt[a, b] @ V[a, b]^T
                 blas.gemm(functions, _block(gt, e, c_out, tiles), False, _block(v, e, c_in, tiles), True,
-                          grads_u[p, e], 1.0)
+                          grads_u[p, e], 1.0 if k > 0 else 0.0)
 
 
 @njit(cache=True, nogil=True)
