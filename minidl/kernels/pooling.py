@@ -17,9 +17,9 @@ All kernels take arrays of shape (P, H, W), one plane per (n, c). Finding the ma
 every tap of every window, so it runs the planes in parallel (``prange``; a plane is written by
 one thread). ``max_pool2d_2x2`` is a fast path for the pooling of every model here (2x2 windows,
 stride 2, no padding): the same maxima and indices, and the values with them, in one pass.
-The gathers and scatters only move values and are limited by memory, not arithmetic, so they run
-serially (faster than on two threads, see benchmarks/README.md), and their scatter-adds have no
-races to avoid. Like all Numba code the kernels do not check bounds: ``minidl.ops.pooling``
+The gathers and scatters only move values; they run the planes in parallel too, mostly so that
+both threads take the page faults of a fresh output (see benchmarks/README.md), and a plane's
+scatter-adds stay on one thread, in order. Like all Numba code the kernels do not check bounds: ``minidl.ops.pooling``
 validates sizes and indices first.
 Each function has a NumPy twin of the same name in ``minidl.kernels.reference.pooling``.
 """
@@ -108,18 +108,20 @@ def scatter_at_indices(values, indices, plane_size, accumulate):
 
     ``accumulate=True`` adds repeated indices up (the max-pool gradient, where overlapping windows
     can pick the same maximum); ``False`` lets the last write win (max-unpool, as PyTorch on CPU).
-    The zeros come from NumPy, which asks the kernel for 2 MB pages for arrays of 4 MB and more
+    The output comes from NumPy, which asks the kernel for 2 MB pages for arrays of 4 MB and more
     (Numba's own allocations do not): fewer page faults on fresh memory (benchmarks/README.md).
     """
-    out = np.zeros((values.shape[0], plane_size), dtype=values.dtype)
+    out = np.empty((values.shape[0], plane_size), dtype=values.dtype)
     _scatter_into(values, indices, out, accumulate)
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _scatter_into(values, indices, out, accumulate):
+    """out[p] = zeros, then the scatter of plane p, a plane per thread (its zeros are still in cache)."""
     planes, rows, cols = values.shape
-    for p in range(planes):
+    for p in prange(planes):
+        out[p, :] = 0
         for r in range(rows):
             for c in range(cols):
                 if accumulate:
@@ -128,13 +130,17 @@ def _scatter_into(values, indices, out, accumulate):
                     out[p, indices[p, r, c]] = values[p, r, c]
 
 
-@njit(cache=True)
 def gather_at_indices(source, indices):
     """out[p, r, c] = source[p, indices[p, r, c]]:  source (P, plane_size), indices (P, h, w) -> (P, h, w)."""
+    out = np.empty(indices.shape, dtype=source.dtype)  # from NumPy, as in scatter_at_indices
+    _gather_into(source, indices, out)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _gather_into(source, indices, out):
     planes, rows, cols = indices.shape
-    out = np.empty((planes, rows, cols), dtype=source.dtype)
-    for p in range(planes):
+    for p in prange(planes):
         for r in range(rows):
             for c in range(cols):
                 out[p, r, c] = source[p, indices[p, r, c]]
-    return out
