@@ -3,7 +3,6 @@ folder that holds a finished run is refused before any data loads or trains (no 
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -108,13 +107,12 @@ def test_a_finished_run_is_refused_before_the_data_loads(tmp_path, monkeypatch):
         out = tmp_path / name
         out.mkdir()
         (out / "metrics.json").write_text(json.dumps({"status": "ok"}))
-        started = time.perf_counter()
         with pytest.raises(SystemExit) as refused:
             EXAMPLES[name].main(["--out", str(out), "--no-progress"])
         message = str(refused.value.code)
         assert f"run folder {out} already holds a run (status ok)" in message, name
         assert "--overwrite" in message and ("--resume" in message) == (name != "mask_rcnn_shapes"), name
-        assert time.perf_counter() - started < 5 and not loaded, name  # refused before any data loads
+        assert not loaded, name  # refused before any data loads
         assert json.loads((out / "metrics.json").read_text()) == {"status": "ok"}
 
 

@@ -40,7 +40,8 @@ from . import workers
 # At most this many patch-matrix rows (C_in * kH * kW) take the direct sums (measured in benchmarks/README.md).
 MAX_PATCH_ROWS = 27
 # A band of output rows spans at most this many wide-row entries (the sums of 4 channels, 256 kB in
-# float32, stay in a core's L2 cache), and a batch has at least MIN_BANDS bands (work for every thread).
+# float32, stay in a core's L2 cache), and a batch has at least MIN_BANDS bands (work for every thread)
+# unless its images have fewer rows.
 BAND_ENTRIES = 1 << 14
 MIN_BANDS = 8
 # Taps and output channels per pass (the register block above); the loops below are written out for these.
@@ -85,9 +86,10 @@ def _padded_band(x, n, row0, padding, band, band_height):
 
 
 @njit(cache=True, parallel=True, fastmath=REORDER_SUMS)
-def _forward(x, matrix, taps, padding, band_rows, band_height, y, bands_rows, sums_rows):
-    """y[n, o, oy, ox] = sum_t matrix[o, t] * band[taps[t] + (oy - oy0)*Wp + ox] for each band of band_rows
-    output rows oy0 ... of image n, band = its padded input rows (``_padded_band``), tap t = (c, i, j) at
+def _forward(x, matrix, taps, padding, bands, band_height, y, bands_rows, sums_rows):
+    """y[n, o, oy, ox] = sum_t matrix[o, t] * band[taps[t] + (oy - oy0)*Wp + ox] for each band k < bands of
+    image n, output rows oy0 = k*H_out // bands up to the next band's, band = its padded input rows
+    (``_padded_band``, band_height of them: as many as the tallest band reads), tap t = (c, i, j) at
     taps[t] = (c*band_height + i*dh)*Wp + j*dw. matrix: the weight as (C_out rounded up to
     CHANNELS_PER_PASS, C_in*kH*kW), zero rows past C_out. Sums in wide rows (module docstring).
     bands_rows, sums_rows: a scratch row per band for its padded input and its sums (``_scratch_rows``)."""
@@ -95,11 +97,11 @@ def _forward(x, matrix, taps, padding, band_rows, band_height, y, bands_rows, su
     c_out, out_h, out_w = y.shape[1:]
     row_length = width + 2 * padding[1]
     tap_count = taps.shape[0]
-    bands = -(-out_h // band_rows)
     outputs = y.reshape(-1)  # y is C-contiguous
     for task in prange(n_batch * bands):
-        n, oy0 = task // bands, task % bands * band_rows
-        rows = min(band_rows, out_h - oy0)
+        n, k = task // bands, task % bands
+        oy0 = k * out_h // bands
+        rows = (k + 1) * out_h // bands - oy0
         band = bands_rows[task, :c_in * band_height * row_length]
         _padded_band(x, n, oy0, padding, band, band_height)
         length = (rows - 1) * row_length + out_w  # entries of the wide rows, the last one cut at W_out
@@ -143,10 +145,10 @@ def _forward(x, matrix, taps, padding, band_rows, band_height, y, bands_rows, su
 
 
 @njit(cache=True, parallel=True, fastmath=REORDER_SUMS)
-def _weight_gradient(x, g, taps, padding, band_rows, band_height, parts, bands_rows, upstream_rows):
+def _weight_gradient(x, g, taps, padding, bands, band_height, parts, bands_rows, upstream_rows):
     """parts[task, o, t] = sum over the band's output positions (oy, ox) of g[n, o, oy, ox] *
-    band[taps[t] + (oy - oy0)*Wp + ox], for each band (task) of band_rows output rows of image n (bands and
-    taps as in ``_forward``); parts (tasks, C_out rounded up to CHANNELS_PER_PASS, C_in*kH*kW) of zeros;
+    band[taps[t] + (oy - oy0)*Wp + ox], for each band (task) k of image n (bands and taps as in
+    ``_forward``); parts (tasks, C_out rounded up to CHANNELS_PER_PASS, C_in*kH*kW) of zeros;
     bands_rows, upstream_rows: a scratch row per band for its padded input and g (``_scratch_rows``).
 
     In wide rows g is laid out with zeros between its rows, which multiply band values that no output
@@ -156,10 +158,10 @@ def _weight_gradient(x, g, taps, padding, band_rows, band_height, parts, bands_r
     c_out, out_h, out_w = g.shape[1:]
     row_length = width + 2 * padding[1]
     tap_count = taps.shape[0]
-    bands = -(-out_h // band_rows)
     for task in prange(n_batch * bands):
-        n, oy0 = task // bands, task % bands * band_rows
-        rows = min(band_rows, out_h - oy0)
+        n, k = task // bands, task % bands
+        oy0 = k * out_h // bands
+        rows = (k + 1) * out_h // bands - oy0
         band = bands_rows[task, :c_in * band_height * row_length]
         _padded_band(x, n, oy0, padding, band, band_height)
         segment_rows = rows if np.isfinite(band.sum()) else 1
@@ -221,29 +223,29 @@ def _taps(channels: int, band_height: int, row_length: int, kernel_size, dilatio
 
 
 def _bands(x_shape, kernel_size, padding, dilation, out_h) -> tuple:
-    """(band_rows, band_height, taps): output rows per band, the padded input rows that a band reads, and
-    the taps. An image is cut into as few bands as BAND_ENTRIES and MIN_BANDS allow, of equal heights
-    (up to one row): a 128-row image in two bands of 64 rows took half the time of bands of 126 and 2.
-    The bands depend on the shapes only, so dL/dw is summed in the same order whatever the number of
-    threads."""
+    """(bands, band_rows, band_height, taps): bands per image, the rows of the tallest, the padded input
+    rows that it reads, and the taps. An image is cut into as few bands as BAND_ENTRIES and MIN_BANDS
+    allow, at rows k*H_out // bands (heights within one row of each other): a 128-row image in two
+    bands of 64 rows took half the time of bands of 126 and 2. The bands depend on the shapes only,
+    so dL/dw is summed in the same order whatever the number of threads."""
     n_batch, channels, _, width = x_shape
     row_length = width + 2 * padding[1]
     max_rows = max(1, BAND_ENTRIES // row_length)
-    bands_per_image = max(-(-MIN_BANDS // max(1, n_batch)), -(-out_h // max_rows))
-    band_rows = max(1, -(-out_h // bands_per_image))
+    bands = min(out_h, max(-(-MIN_BANDS // max(1, n_batch)), -(-out_h // max_rows)))
+    band_rows = -(-out_h // max(1, bands))
     band_height = band_rows + dilation[0] * (kernel_size[0] - 1)
-    return band_rows, band_height, _taps(channels, band_height, row_length, tuple(kernel_size), tuple(dilation))
+    return bands, band_rows, band_height, _taps(channels, band_height, row_length, tuple(kernel_size),
+                                                tuple(dilation))
 
 
-def _scratch_rows(x, padding, band_rows, band_height, output_size) -> tuple:
+def _scratch_rows(x, padding, bands, band_rows, band_height, output_size) -> tuple:
     """Scratch rows (``workers.scratch``), one per band: its padded input rows, and 4 channels' sums (or g)
     in wide rows. Arrays allocated in every call (hundreds of kB) page-faulted on every first write."""
     n_batch, channels, _, width = x.shape
     row_length = width + 2 * padding[1]
-    tasks = n_batch * -(-output_size[0] // band_rows)
-    wide = CHANNELS_PER_PASS * ((band_rows - 1) * row_length + output_size[1])
-    return (workers.scratch("direct bands", tasks, channels * band_height * row_length, x.dtype),
-            workers.scratch("direct wide rows", tasks, wide, x.dtype))
+    wide = CHANNELS_PER_PASS * max(0, (band_rows - 1) * row_length + output_size[1])
+    return (workers.scratch("direct bands", n_batch * bands, channels * band_height * row_length, x.dtype),
+            workers.scratch("direct wide rows", n_batch * bands, wide, x.dtype))
 
 
 def conv2d_forward(x, weight, padding, dilation, output_size):
@@ -254,9 +256,9 @@ def conv2d_forward(x, weight, padding, dilation, output_size):
     matrix = np.zeros((-(-c_out // CHANNELS_PER_PASS) * CHANNELS_PER_PASS, weight[0].size), dtype=x.dtype)
     matrix[:c_out] = weight.reshape(c_out, -1)
     y = np.empty((x.shape[0], c_out, *output_size), dtype=x.dtype)
-    band_rows, band_height, taps = _bands(x.shape, weight.shape[2:], padding, dilation, output_size[0])
-    _forward(np.ascontiguousarray(x), matrix, taps, tuple(padding), band_rows, band_height, y,
-             *_scratch_rows(x, padding, band_rows, band_height, output_size))
+    bands, band_rows, band_height, taps = _bands(x.shape, weight.shape[2:], padding, dilation, output_size[0])
+    _forward(np.ascontiguousarray(x), matrix, taps, tuple(padding), bands, band_height, y,
+             *_scratch_rows(x, padding, bands, band_rows, band_height, output_size))
     return y
 
 
@@ -264,9 +266,8 @@ def weight_gradient(g, x, kernel_size, padding, dilation):
     """dL/dw of a stride-1 conv2d, by the direct sums: g (N, C_out, H_out, W_out), x (N, C_in, H, W)
     -> (C_out, C_in, kH, kW)."""
     n_batch, c_out, out_h = g.shape[:3]
-    band_rows, band_height, taps = _bands(x.shape, kernel_size, padding, dilation, out_h)
-    tasks = n_batch * -(-out_h // band_rows)
-    parts = np.zeros((tasks, -(-c_out // CHANNELS_PER_PASS) * CHANNELS_PER_PASS, len(taps)), dtype=x.dtype)
-    _weight_gradient(np.ascontiguousarray(x), g, taps, tuple(padding), band_rows, band_height, parts,
-                     *_scratch_rows(x, padding, band_rows, band_height, g.shape[2:]))
+    bands, band_rows, band_height, taps = _bands(x.shape, kernel_size, padding, dilation, out_h)
+    parts = np.zeros((n_batch * bands, -(-c_out // CHANNELS_PER_PASS) * CHANNELS_PER_PASS, len(taps)), dtype=x.dtype)
+    _weight_gradient(np.ascontiguousarray(x), g, taps, tuple(padding), bands, band_height, parts,
+                     *_scratch_rows(x, padding, bands, band_rows, band_height, g.shape[2:]))
     return parts[:, :c_out].sum(axis=0).reshape(c_out, x.shape[1], *kernel_size)  # the bands' parts in order
