@@ -532,6 +532,25 @@ def test_conv2d_matches_torch(case, with_bias, dtype):
     check_op(lambda *a: F.conv2d(*a, **options), lambda *a: torch.nn.functional.conv2d(*a, **options), inputs)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, path", [((2, 16, 12, 10), (16, 16, 3, 3), "winograd"),
+                                                   ((2, 3, 13, 11), (16, 3, 3, 3), "direct"),
+                                                   ((2, 32, 7, 7), (64, 32, 3, 3), "im2col")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_at_the_models_channel_counts_matches_torch(x_shape, w_shape, path, dtype):
+    """The drawn cases above have too few channels for the Winograd path: the three default paths, each
+    at channel counts of the models (3x3, padding 1), against PyTorch in the models' float32 too."""
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    c_out, c_in = w_shape[:2]
+    taken = ("direct" if conv_fast_direct.applies((3, 3), (1, 1), c_in) else "winograd"
+             if conv_fast_winograd.applies((3, 3), (1, 1), (1, 1), c_in, c_out, x_shape[2:]) else "im2col")
+    assert taken == path
+    inputs = [random(x_shape, dtype, 1), random(w_shape, dtype, 2), random(c_out, dtype, 3)]
+    # outputs up to ~30, sums of 144-288 products: float32 rounding in another order than oneDNN's moves
+    # them by ~1e-5 absolute (a wrong tap or transform moves them by ~1)
+    check_op(lambda *a: F.conv2d(*a, padding=1), lambda *a: torch.nn.functional.conv2d(*a, padding=1), inputs,
+             atol=1e-4 if dtype == np.float32 else None)
+
+
 @SETTINGS
 @given(case=conv_cases(transposed=True, max_elements=2000), with_bias=st.booleans(),
        dtype=st.sampled_from([np.float32, np.float64]))

@@ -95,6 +95,19 @@ def test_kernels_match_reference(data, case, dtype):
     np.testing.assert_array_equal(kernels.gather_at_indices(flat, indices), reference.gather_at_indices(flat, indices))
 
 
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_scatter_writes_every_entry_of_its_uninitialised_output(accumulate, monkeypatch):
+    """The scatter takes np.empty and zeroes each plane itself: old memory (NaN here) must not show through,
+    whichever thread handles a plane (64 planes: more than one thread's share)."""
+    rng = np.random.default_rng(0)
+    indices = np.stack([rng.permutation(36)[:9].reshape(3, 3) for _ in range(64)])
+    g = rng.standard_normal((64, 3, 3))
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, np.nan, dtype=dtype))
+    scattered = kernels.scatter_at_indices(g, indices, 36, accumulate)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(scattered, reference.scatter_at_indices(g, indices, 36, accumulate))
+
+
 @SETTINGS
 @given(st.data(), st.integers(1, 6), st.integers(2, 9), st.integers(2, 9), st.sampled_from([np.float32, np.float64]))
 def test_2x2_kernel_matches_reference_and_the_general_kernel(data, planes, height, width, dtype):

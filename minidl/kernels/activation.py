@@ -2,7 +2,7 @@
 
 The lesson is ``minidl.ops.activation.ReLU`` (plain NumPy: y = max(x, 0), dL/dx = g * [x > 0]);
 these loops compute the same numbers and are its fast twin (tests/test_ops_elementwise.py compares
-them). With NumPy, ``np.maximum(x, 0)`` runs a NaN-checking loop, and ``g * (x > 0)`` walks x to
+them), except where x <= 0 meets an inf or NaN in g: 0 here, as in PyTorch, and NaN from g * [x > 0]. With NumPy, ``np.maximum(x, 0)`` runs a NaN-checking loop, and ``g * (x > 0)`` walks x to
 make a boolean temporary, then multiplies a float array by a boolean one; here each is one walk.
 The backward reads y instead of x: y > 0 exactly where x > 0.
 

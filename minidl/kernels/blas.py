@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import functools
 
-import numpy as np
 from numba import njit
 from threadpoolctl import ThreadpoolController
 

@@ -20,7 +20,8 @@ class ReLU(Unary):
 class FusedReLU(Function):
     """The same op as ``ReLU`` (same maths), computed by the Numba loops of ``minidl.kernels.activation``:
     one walk each way instead of NumPy's two, and only y kept for the backward. ``relu`` uses it for
-    float tensors; tests check it against ``ReLU``.
+    float tensors; tests check it against ``ReLU``. One difference: where x <= 0 and g is inf or NaN,
+    dL/dx is 0 (as in PyTorch), not ``ReLU``'s 0 * inf = NaN.
     """
 
     def forward(self, x):

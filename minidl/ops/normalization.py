@@ -109,7 +109,8 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
         if count < 2:
             raise ValueError(f"{name}: training needs more than 1 value per channel, got input {input.shape}")
         data = np.ascontiguousarray(input.data)
-        mean, var = fast.channel_statistics(data.reshape(data.shape[0], channels, -1))  # float64
+        # the plain NumPy of this line: x = data.astype(np.float64); x.mean(axis=(0, 2, ...)), x.var(axis=(0, 2, ...))
+        mean, var = fast.channel_statistics(data.reshape(data.shape[0], channels, -1))
         if running_mean is not None:
             mean_buffer, var_buffer = _array(running_mean), _array(running_var)
             mean_buffer *= 1 - momentum
