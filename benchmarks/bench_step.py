@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))  # benchmark this checkout, and find benchmarks.to
 import minidl  # noqa: E402
 from minidl import functional as F  # noqa: E402
 from minidl import optim  # noqa: E402
+from minidl.kernels import workers  # noqa: E402
 
 PHASES = ("forward + loss", "backward", "optimizer step", "total")
 # Untimed steps of one library before timing it: longer than OpenBLAS's 0.1 s of spinning threads.
@@ -191,6 +192,7 @@ def step_memory(step) -> dict:
 # ----------------------------------------------------------------------------- one model
 def benchmark_model(name: str, repeat: int, rounds: int, memory: bool, torch_available: bool) -> dict:
     config, shape, classes = MODELS[name]
+    workers.release_scratch()  # so that the scratch size printed below is this model's
     minidl.manual_seed(0)
     model = build_minidl(name, config)
     images, targets = make_batch(name, shape, classes, np.random.default_rng(0))
@@ -233,6 +235,7 @@ def benchmark_model(name: str, repeat: int, rounds: int, memory: bool, torch_ava
                 line += (f"; torch resident set +{used['torch']['resident']:.0f} MB; ratio "
                          f"{used['minidl']['resident'] / max(used['torch']['resident'], 1e-9):.2f}")
         print(line)
+        print(f"  (besides, minidl's scratch buffers kept from step to step: {workers.scratch_bytes() / 2**20:.0f} MB)")
         result["memory"] = used
     return result
 

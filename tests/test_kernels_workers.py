@@ -161,3 +161,25 @@ def test_a_child_forked_inside_a_single_threaded_blas_block_gets_the_original_th
             os._exit(0 if blas_threads() == before else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_scratch_is_kept_per_thread_until_released():
+    """A buffer grows to the largest request of its slot and is reused; another thread has its own; release
+    drops the calling thread's buffers only."""
+    def held_elsewhere(result):
+        result.append((workers.scratch_bytes(), workers.scratch("test slot", 1, 10, np.float64).nbytes))
+
+    workers.release_scratch()
+    first = workers.scratch("test slot", 2, 1000, np.float32)
+    assert first.shape == (2, 1000) and workers.scratch_bytes() == 8000
+    smaller = workers.scratch("test slot", 1, 10, np.float64)
+    assert np.shares_memory(first, smaller) and workers.scratch_bytes() == 8000
+    other = []
+    thread = threading.Thread(target=held_elsewhere, args=(other,))
+    thread.start()
+    thread.join()
+    assert other == [(0, 80)] and workers.scratch_bytes() == 8000
+    workers.release_scratch()
+    assert workers.scratch_bytes() == 0
+    assert not np.shares_memory(first, workers.scratch("test slot", 2, 1000, np.float32))
+    workers.release_scratch()

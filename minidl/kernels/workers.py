@@ -98,6 +98,17 @@ def scratch(slot, parts: int, size: int, dtype) -> np.ndarray:
     return buffers[slot][:nbytes].view(dtype).reshape(parts, size)
 
 
+def release_scratch():
+    """Drop the calling thread's scratch buffers (the next kernel call allocates afresh)."""
+    _scratch.__dict__.get("buffers", {}).clear()
+
+
+def scratch_bytes() -> int:
+    """The bytes held by the calling thread's scratch buffers (kept between calls, so a step's memory
+    growth does not show them)."""
+    return sum(buffer.nbytes for buffer in _scratch.__dict__.get("buffers", {}).values())
+
+
 # A product smaller than this many multiply-adds runs whole on the calling thread (a parallel start
 # and the split cost more than they save).
 SHARED_PRODUCT = 1 << 24
