@@ -192,7 +192,6 @@ def step_memory(step) -> dict:
 # ----------------------------------------------------------------------------- one model
 def benchmark_model(name: str, repeat: int, rounds: int, memory: bool, torch_available: bool) -> dict:
     config, shape, classes = MODELS[name]
-    workers.release_scratch()  # so that the scratch size printed below is this model's
     minidl.manual_seed(0)
     model = build_minidl(name, config)
     images, targets = make_batch(name, shape, classes, np.random.default_rng(0))
@@ -218,6 +217,7 @@ def benchmark_model(name: str, repeat: int, rounds: int, memory: bool, torch_ava
         steps["torch"] = torch_step(load_minidl_weights(build_twin(name, **config), model), images, targets)
     elif name == "mask_rcnn":
         print("  no PyTorch twin (NumPy proposal sampling, no RoIAlign in PyTorch without torchvision): minidl only")
+    workers.release_scratch()  # the scratch size printed below is then this model's float32 steps' alone
     medians = interleaved(steps, repeat, rounds)
     print(f"  {'phase':<16}{'minidl ms':>10}" + (f"{'torch ms':>10}{'ratio':>8}" if "torch" in medians else ""))
     for i, phase in enumerate(PHASES):
