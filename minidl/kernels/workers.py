@@ -110,8 +110,8 @@ def scratch_bytes() -> int:
 
 
 # A product smaller than this many multiply-adds runs whole on the calling thread (a parallel start
-# and the split cost more than they save).
-SHARED_PRODUCT = 1 << 24
+# and the split cost more than they save; measured in benchmarks/README.md).
+SHARED_PRODUCT = 1 << 20
 
 
 def matmul(a, b):
