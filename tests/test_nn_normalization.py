@@ -157,6 +157,20 @@ def test_fused_batch_norm_matches_the_plain_numpy_op(inputs, batch_stats, affine
         np.testing.assert_allclose(fused, plain, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_statistics_keep_their_digits_when_the_mean_dwarfs_the_spread(dtype):
+    """Values 1e4 + N(0, 1): E[x^2] - E[x]^2 would cancel 1e8 against 1e8 (a relative error of ~1e-8 in
+    float64); the one-walk statistics sum values shifted by one of them and keep ~1e-13."""
+    from minidl.kernels.batch_norm import channel_statistics
+
+    x = (1e4 + np.random.default_rng(0).standard_normal((8, 3, 500))).astype(dtype)
+    x[:, 1] = x[0, 1, 0]  # a constant channel: variance exactly 0, never negative
+    mean, var = channel_statistics(x)
+    exact = x.astype(np.float64)
+    np.testing.assert_allclose(mean, exact.mean(axis=(0, 2)), rtol=1e-14)
+    np.testing.assert_allclose(var, exact.var(axis=(0, 2)), rtol=1e-12, atol=0)
+
+
 def test_fused_batch_norm_gradients_on_a_non_contiguous_input():
     """A transposed (non-contiguous) input and upstream gradient take the same path as a contiguous one."""
     x = np.random.default_rng(1).standard_normal((3, 4, 2, 5)).transpose(0, 1, 3, 2)

@@ -9,9 +9,9 @@ a time, on Numba's threads (channels in parallel), and walks that channel's N x 
 stay in the core's cache between the walks (256 kB for the largest UNet layer of the example: 16
 images x 64 x 64 float32):
 
-    channel_statistics:   mean, then the mean of squared deviations (biased variance)  2 walks, no output
-    normalize:            y = x * a + b with a = w / sigma, b = bias - mean * a         1 walk
-    normalize_backward:   sums of g and g * x_hat, then dL/dx                           2 walks
+    channel_statistics:   mean and biased variance (sums of shifted values, squares)  1 walk, no output
+    normalize:            y = x * a + b with a = w / sigma, b = bias - mean * a       1 walk
+    normalize_backward:   sums of g and g * x_hat, then dL/dx                         2 walks
 
 Sums are accumulated in float64 whatever the input dtype. Arrays are (N, C, M): the op reshapes
 (N, C, H, W) without copying. The outputs are allocated by the caller with NumPy, which asks the
@@ -33,26 +33,29 @@ REORDER_SUMS = {"reassoc", "contract"}
 def channel_statistics(x):
     """Per-channel mean and biased variance of x (N, C, M) over N and M -> (mean (C,), var (C,)) float64.
 
-    Two walks per channel (mean, then mean((x - mean)^2)), so no precision is lost to cancellation
-    as in E[x^2] - E[x]^2.
+    One walk per channel, summing d = x - K and d^2 for a shift K = the channel's first value:
+    mean = K + S1/n, var = S2/n - (S1/n)^2. Without the shift (E[x^2] - E[x]^2) the two terms cancel
+    when the mean is large against the spread, and their difference loses digits; K lies inside the
+    data, so |S1/n| stays within a few standard deviations (``shifted data`` in Chan, Golub & LeVeque,
+    "Algorithms for computing the sample variance", 1983). In float64 it matches NumPy's two-pass
+    ``x.var()`` to ~1e-14 (tests); 1.3-1.8x faster than walking twice (benchmarks/README.md).
     """
     n_batch, channels, size = x.shape
     count = n_batch * size
     mean = np.empty(channels, dtype=np.float64)
     var = np.empty(channels, dtype=np.float64)
     for c in prange(channels):
+        shift = np.float64(x[0, c, 0])  # the op asks only with at least 2 values per channel
         total = 0.0
-        for n in range(n_batch):
-            for i in range(size):
-                total += x[n, c, i]
-        mu = total / count
         squares = 0.0
         for n in range(n_batch):
             for i in range(size):
-                deviation = x[n, c, i] - mu
-                squares += deviation * deviation
-        mean[c] = mu
-        var[c] = squares / count
+                d = np.float64(x[n, c, i]) - shift
+                total += d
+                squares += d * d
+        mu = total / count
+        mean[c] = shift + mu
+        var[c] = max(squares / count - mu * mu, 0.0)  # rounding may leave a constant channel at -1e-17
     return mean, var
 
 
