@@ -119,6 +119,53 @@ def test_nll_loss_gradients(case, reduction, weighted):
     check_gradients(lambda x: F.nll_loss(x, target, weight if weighted else None, reduction=reduction), [logits])
 
 
+def fused_and_composed(logits, target, weight, reduction):
+    """(loss, dL/dlogits) of F.cross_entropy (the fast path, FusedCrossEntropy) and of the lesson's
+    composition nll_loss(log_softmax(x, 1)), for the same random upstream gradient."""
+    results = []
+    for loss_of in (lambda x: F.cross_entropy(x, target, weight, reduction=reduction),
+                    lambda x: F.nll_loss(F.log_softmax(x, 1), target, weight, reduction=reduction)):
+        x = Tensor(logits.copy(), requires_grad=True)
+        loss = loss_of(x)
+        loss.backward(np.random.default_rng(0).standard_normal(loss.shape).astype(logits.dtype))
+        results.append((loss.data, x.grad))
+    return results
+
+
+@SETTINGS
+@given(case=classification_case(), reduction=st.sampled_from(REDUCTIONS), weighted=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_fused_cross_entropy_matches_the_composition(case, reduction, weighted, dtype):
+    logits, target, weight = case
+    fused, composed = fused_and_composed(logits.astype(dtype), target, weight.astype(dtype) if weighted else None,
+                                         reduction)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for ours, lesson in zip(fused, composed, strict=True):
+        assert ours.dtype == dtype and ours.shape == lesson.shape
+        np.testing.assert_allclose(ours, lesson, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_cross_entropy_on_a_segmentation_batch_with_a_zero_class_weight(dtype):
+    """Images of 5 x 7 pixels, a non-contiguous batch, ignored pixels and a class of weight 0: its pixels
+    and the ignored ones get exactly zero gradient, even where the upstream gradient is NaN."""
+    rng = np.random.default_rng(1)
+    logits = (rng.standard_normal((3, 5, 7, 2)) * 4).astype(dtype).transpose(0, 3, 1, 2)  # (3, 2, 5, 7)
+    logits = np.concatenate([logits, logits[:, :1] + 1], axis=1)[:, ::-1]  # (3, 3, 5, 7), reversed classes
+    target = rng.integers(0, 3, (3, 5, 7))
+    target[:, 0] = -100
+    weight = np.array([0.0, 1.0, 2.5], dtype)
+    fused, composed = fused_and_composed(np.asarray(logits), target, weight, "none")
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for ours, lesson in zip(fused, composed, strict=True):
+        np.testing.assert_allclose(ours, lesson, rtol=tolerance, atol=tolerance)
+    x = Tensor(logits.copy(), requires_grad=True)
+    upstream = np.full(target.shape, np.nan, dtype)
+    F.cross_entropy(x, target, weight, reduction="none").backward(upstream)
+    silent = (target == -100) | (target == 0)
+    assert np.all(x.grad.transpose(0, 2, 3, 1)[silent] == 0) and np.isnan(x.grad.transpose(0, 2, 3, 1)[~silent]).all()
+
+
 def test_nll_loss_on_log_softmax_equals_cross_entropy():
     rng = np.random.default_rng(0)
     logits, target = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import cross_entropy as fast
 from ..tensor import Function, Tensor
 from .activation import log_softmax, softmax
 from .activation import Sigmoid
@@ -69,17 +70,50 @@ class NLLLoss(Function):
         return grad
 
 
-def _weighted_nll(logp: Tensor, target: np.ndarray, weight, ignore_index: int, reduction: str) -> Tensor:
-    """NLL with PyTorch's reductions; "mean" divides by the summed weight of the non-ignored targets."""
-    class_weight = np.ones(logp.shape[1], logp.dtype) if weight is None else _array(weight).astype(logp.dtype)
-    losses = NLLLoss.apply(logp, class_weight=class_weight, target=target, ignore_index=ignore_index)
+class FusedCrossEntropy(Function):
+    """The per-element losses of NLLLoss(log_softmax(x, dim=1)) (same maths, see ``cross_entropy``),
+    computed by the Numba loops of ``minidl.kernels.cross_entropy``: one image at a time (its logits
+    stay in cache) instead of about ten walks over the batch, and the softmax kept for the backward. ``cross_entropy`` uses it;
+    tests check it against the composition.
+    """
+
+    def forward(self, x, target, class_weight, ignore_index):
+        n, classes = x.shape[:2]
+        x = np.ascontiguousarray(x).reshape(n, classes, -1)  # (N, C, M), a view when contiguous
+        self.target = np.ascontiguousarray(target, dtype=np.int64).reshape(n, -1)
+        self.class_weight, self.ignore_index = class_weight, ignore_index
+        losses, self.probabilities = np.empty(self.target.shape, x.dtype), np.empty(x.shape, x.dtype)
+        fast.forward(x, self.target, class_weight, ignore_index, losses, self.probabilities)
+        return losses.reshape(target.shape)
+
+    def backward(self, g):
+        grad = np.empty(self.probabilities.shape, dtype=g.dtype)
+        fast.backward(self.target, self.class_weight, self.ignore_index, self.probabilities,
+                      np.ascontiguousarray(g).reshape(self.target.shape), grad)
+        return grad.reshape(g.shape[:1] + self.probabilities.shape[1:2] + g.shape[1:])
+
+
+def _class_weight(weight, classes: int, dtype) -> np.ndarray:
+    """The (C,) class weights as an array of the logits' dtype (ones when weight is None)."""
+    return np.ones(classes, dtype) if weight is None else _array(weight).astype(dtype)
+
+
+def _reduce(losses: Tensor, target: np.ndarray, class_weight: np.ndarray, ignore_index: int, reduction: str) -> Tensor:
+    """PyTorch's reductions of per-element losses; "mean" divides by the summed weight of the non-ignored targets."""
     if reduction == "none":
         return losses
     if reduction == "sum":
         return losses.sum()
     counted = target != ignore_index
-    total_weight = class_weight[np.where(counted, target, 0)][counted].sum(dtype=logp.dtype)
+    total_weight = class_weight[np.where(counted, target, 0)][counted].sum(dtype=losses.dtype)
     return losses.sum() / Tensor(total_weight)
+
+
+def _weighted_nll(logp: Tensor, target: np.ndarray, weight, ignore_index: int, reduction: str) -> Tensor:
+    """NLL with PyTorch's reductions (``_reduce``)."""
+    class_weight = _class_weight(weight, logp.shape[1], logp.dtype)
+    losses = NLLLoss.apply(logp, class_weight=class_weight, target=target, ignore_index=ignore_index)
+    return _reduce(losses, target, class_weight, ignore_index, reduction)
 
 
 def nll_loss(input: Tensor, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -100,10 +134,16 @@ def cross_entropy(input: Tensor, target, weight=None, *, ignore_index: int = -10
     L = nll_loss(log_softmax(input, dim=1), target): per element l_i = -w[t_i] log softmax(x_i)[t_i],
     averaged with weights (see ``nll_loss``). log_softmax subtracts the max first, so large logits
     do not overflow. Gradient per element: dl_i/dx_i = w[t_i] * (softmax(x_i) - onehot(t_i)).
+    Float logits take the fast path ``FusedCrossEntropy`` (these losses in one Numba walk each way);
+    the composition is the lesson, and the tests compare the two.
     """
     _check_reduction("cross_entropy", reduction)
     target = _check_class_target("cross_entropy", input, target, weight, ignore_index)
-    return _weighted_nll(log_softmax(input, 1), target, weight, ignore_index, reduction)
+    if input.dtype not in (np.float32, np.float64):
+        return _weighted_nll(log_softmax(input, 1), target, weight, ignore_index, reduction)
+    class_weight = _class_weight(weight, input.shape[1], input.dtype)
+    losses = FusedCrossEntropy.apply(input, target=target, class_weight=class_weight, ignore_index=ignore_index)
+    return _reduce(losses, target, class_weight, ignore_index, reduction)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
