@@ -85,6 +85,18 @@ def _padded_band(x, n, row0, padding, band, band_height):
                     band[np.uint64(target + k)] = 0
 
 
+@njit(cache=True)
+def _task_band(x, task, bands, out_h, padding, bands_rows, band_height):
+    """(n, oy0, rows, band) of band `task`: band k = task % bands of image n = task // bands holds output rows
+    oy0 = k*H_out // bands up to the next band's; band is its scratch row, filled with the padded input rows
+    that it reads (``_padded_band``)."""
+    n, k = task // bands, task % bands
+    oy0 = k * out_h // bands
+    band = bands_rows[task, :x.shape[1] * band_height * (x.shape[3] + 2 * padding[1])]
+    _padded_band(x, n, oy0, padding, band, band_height)
+    return n, oy0, (k + 1) * out_h // bands - oy0, band
+
+
 @njit(cache=True, parallel=True, fastmath=REORDER_SUMS)
 def _forward(x, matrix, taps, padding, bands, band_height, y, bands_rows, sums_rows):
     """y[n, o, oy, ox] = sum_t matrix[o, t] * band[taps[t] + (oy - oy0)*Wp + ox] for each band k < bands of
@@ -93,17 +105,13 @@ def _forward(x, matrix, taps, padding, bands, band_height, y, bands_rows, sums_r
     taps[t] = (c*band_height + i*dh)*Wp + j*dw. matrix: the weight as (C_out rounded up to
     CHANNELS_PER_PASS, C_in*kH*kW), zero rows past C_out. Sums in wide rows (module docstring).
     bands_rows, sums_rows: a scratch row per band for its padded input and its sums (``_scratch_rows``)."""
-    n_batch, c_in, _, width = x.shape
+    n_batch, _, _, width = x.shape
     c_out, out_h, out_w = y.shape[1:]
     row_length = width + 2 * padding[1]
     tap_count = taps.shape[0]
     outputs = y.reshape(-1)  # y is C-contiguous
     for task in prange(n_batch * bands):
-        n, k = task // bands, task % bands
-        oy0 = k * out_h // bands
-        rows = (k + 1) * out_h // bands - oy0
-        band = bands_rows[task, :c_in * band_height * row_length]
-        _padded_band(x, n, oy0, padding, band, band_height)
+        n, oy0, rows, band = _task_band(x, task, bands, out_h, padding, bands_rows, band_height)
         length = (rows - 1) * row_length + out_w  # entries of the wide rows, the last one cut at W_out
         acc = sums_rows[task, :CHANNELS_PER_PASS * length]
         a0, a1, a2, a3 = np.uint64(0), np.uint64(length), np.uint64(2 * length), np.uint64(3 * length)
@@ -154,16 +162,12 @@ def _weight_gradient(x, g, taps, padding, bands, band_height, parts, bands_rows,
     In wide rows g is laid out with zeros between its rows, which multiply band values that no output
     reads: exact zeros when those are finite. A band whose sum is not finite (it holds inf or NaN, or
     overflows) is summed one row at a time instead, without the entries between rows."""
-    n_batch, c_in, _, width = x.shape
+    n_batch, _, _, width = x.shape
     c_out, out_h, out_w = g.shape[1:]
     row_length = width + 2 * padding[1]
     tap_count = taps.shape[0]
     for task in prange(n_batch * bands):
-        n, k = task // bands, task % bands
-        oy0 = k * out_h // bands
-        rows = (k + 1) * out_h // bands - oy0
-        band = bands_rows[task, :c_in * band_height * row_length]
-        _padded_band(x, n, oy0, padding, band, band_height)
+        n, oy0, rows, band = _task_band(x, task, bands, out_h, padding, bands_rows, band_height)
         segment_rows = rows if np.isfinite(band.sum()) else 1
         length = (segment_rows - 1) * row_length + out_w
         upstream = upstream_rows[task, :CHANNELS_PER_PASS * length]  # g of 4 channels in wide rows
