@@ -19,8 +19,8 @@ one thread). ``max_pool2d_2x2`` is a fast path for the pooling of every model he
 stride 2, no padding): the same maxima and indices, and the values with them, in one pass.
 The gathers and scatters only move values; they run the planes in parallel too, mostly so that
 both threads take the page faults of a fresh output (see benchmarks/README.md), and a plane's
-scatter-adds stay on one thread, in order. Like all Numba code the kernels do not check bounds: ``minidl.ops.pooling``
-validates sizes and indices first.
+scatter-adds stay on one thread, in order. Like all Numba code the kernels do not check bounds:
+``minidl.ops.pooling`` validates sizes and indices first.
 Each function has a NumPy twin of the same name in ``minidl.kernels.reference.pooling``.
 """
 

@@ -73,12 +73,13 @@ class NLLLoss(Function):
 class FusedCrossEntropy(Function):
     """The per-element losses of NLLLoss(log_softmax(x, dim=1)) (same maths, see ``cross_entropy``),
     computed by the Numba loops of ``minidl.kernels.cross_entropy``: one image at a time (its logits
-    stay in cache) instead of about ten walks over the batch, and the softmax kept for the backward. ``cross_entropy`` uses it;
-    tests check it against the composition.
+    stay in cache) instead of about ten walks over the batch, and the softmax kept for the backward.
+    ``cross_entropy`` uses it; tests check it against the composition.
     """
 
     def forward(self, x, target, class_weight, ignore_index):
         n, classes = x.shape[:2]
+        self.input_shape = x.shape
         x = np.ascontiguousarray(x).reshape(n, classes, -1)  # (N, C, M), a view when contiguous
         self.target = np.ascontiguousarray(target, dtype=np.int64).reshape(n, -1)
         self.class_weight, self.ignore_index = class_weight, ignore_index
@@ -90,7 +91,7 @@ class FusedCrossEntropy(Function):
         grad = np.empty(self.probabilities.shape, dtype=g.dtype)
         fast.backward(self.target, self.class_weight, self.ignore_index, self.probabilities,
                       np.ascontiguousarray(g).reshape(self.target.shape), grad)
-        return grad.reshape(g.shape[:1] + self.probabilities.shape[1:2] + g.shape[1:])
+        return grad.reshape(self.input_shape)
 
 
 def _class_weight(weight, classes: int, dtype) -> np.ndarray:
@@ -134,7 +135,7 @@ def cross_entropy(input: Tensor, target, weight=None, *, ignore_index: int = -10
     L = nll_loss(log_softmax(input, dim=1), target): per element l_i = -w[t_i] log softmax(x_i)[t_i],
     averaged with weights (see ``nll_loss``). log_softmax subtracts the max first, so large logits
     do not overflow. Gradient per element: dl_i/dx_i = w[t_i] * (softmax(x_i) - onehot(t_i)).
-    Float logits take the fast path ``FusedCrossEntropy`` (these losses in one Numba walk each way);
+    Float logits take the fast path ``FusedCrossEntropy`` (these losses, one image at a time in Numba);
     the composition is the lesson, and the tests compare the two.
     """
     _check_reduction("cross_entropy", reduction)
